@@ -1,0 +1,247 @@
+"""The composition root: the one place that knows every part and wires them together.
+
+Lifecycle runs through aiohttp cleanup contexts, in start order store → Matrix client →
+dispatcher and sender → sync. aiohttp stops accepting and finishes in-flight requests
+first, then unwinds the contexts in reverse: sync stops, the sender finishes the message
+it holds (bounded), the client closes, and the store closes last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from nio import (
+    AsyncClient,
+    AsyncClientConfig,
+    InviteMemberEvent,
+    RoomGetStateResponse,
+    RoomMessageText,
+)
+
+from bot.commands import CommandContext, CommandRouter
+from bot.dispatcher import Dispatcher
+from bot.health import Health
+from bot.invites import InvitePolicy
+from bot.login import HomeserverUnavailable, LoginError, log_in
+from bot.message import text_to_html
+from bot.permissions import PermissionChecker
+from bot.sender import Sender
+from bot.sync_loop import SyncLoop
+from core.settings import ConfigError, Settings
+from core.store import Store
+from core.wakeup import Wakeup
+from receiver.app import create_app
+from receiver.webhook import WebhookConfig, WebhookReceiver
+
+log = logging.getLogger(__name__)
+
+SENDER_DRAIN_S = 5.0
+LOGIN_RETRY_CAP_S = 60.0
+
+
+def build_app(settings: Settings) -> web.Application:
+    """Wire every part of the daemon; nothing is opened or contacted until startup."""
+    problems = settings.problems_for_run()
+    if problems:
+        raise ConfigError("\n".join(problems))
+    assert settings.homeserver and settings.user_id
+    store = Store(settings.database_path)
+    inbox, outbox = Wakeup(), Wakeup()
+    client = AsyncClient(settings.homeserver, settings.user_id, config=_client_config())
+    sync = SyncLoop(client)
+    health = Health(store, sync)
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    receiver = WebhookReceiver(
+        store, WebhookConfig(secret, settings.max_body_bytes), on_accepted=inbox.set
+    )
+    app = create_app(receiver, health.snapshot, settings.max_body_bytes)
+    sender = Sender(client, store, outbox)
+    _register_callbacks(client, settings, store, sync, sender, health)
+    logged_in = asyncio.Event()
+    app.cleanup_ctx.extend(
+        [
+            functools.partial(_store_ctx, store),
+            functools.partial(_matrix_ctx, client, settings, logged_in),
+            functools.partial(_delivery_ctx, store, sender, inbox, outbox, logged_in),
+            functools.partial(_sync_ctx, sync, logged_in),
+        ]
+    )
+    return app
+
+
+def _client_config() -> AsyncClientConfig:
+    # nio's own retry loops are off: the sender owns retries and backoff.
+    return AsyncClientConfig(
+        max_limit_exceeded=0, max_timeouts=0, store_sync_tokens=False, encryption_enabled=False
+    )
+
+
+def _register_callbacks(
+    client: AsyncClient,
+    settings: Settings,
+    store: Store,
+    sync: SyncLoop,
+    sender: Sender,
+    health: Health,
+) -> None:
+    assert settings.user_id
+
+    async def fetch_create(room_id: str) -> dict[str, Any] | None:
+        response = await client.room_get_state(room_id)
+        if not isinstance(response, RoomGetStateResponse):
+            return None
+        return next((e for e in response.events if e.get("type") == "m.room.create"), None)
+
+    async def reply(room_id: str, text: str) -> None:
+        outcome = await sender.attempt(
+            room_id, text, text_to_html(text), f"fn-r-{uuid.uuid4().hex}"
+        )
+        if not outcome.sent:
+            log.warning("reply to %s not sent: %s", room_id, outcome.error)
+
+    def context(room_id: str, sender_id: str) -> CommandContext:
+        return CommandContext(room_id, sender_id, store, settings.webhook_url, health.text)
+
+    permissions = PermissionChecker(settings.command_power_level, settings.admins, fetch_create)
+    router = CommandRouter(settings.user_id, permissions, context, reply, sync.live)
+    invites = InvitePolicy(client, settings.user_id, settings.admins)
+    client.add_event_callback(_guarded(router.on_message), RoomMessageText)
+    client.add_event_callback(_guarded(invites.on_invite), InviteMemberEvent)
+
+
+def _guarded(callback: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
+    """nio runs callbacks inside sync(): one that raises would stop the sync loop."""
+
+    @functools.wraps(callback)
+    async def wrapper(*args: Any) -> None:
+        try:
+            await callback(*args)
+        except Exception:
+            log.exception("error in %s", callback.__qualname__)
+
+    return wrapper
+
+
+async def _store_ctx(store: Store, _: web.Application) -> AsyncIterator[None]:
+    await store.open()
+    log.info("store open at %s", store.path)
+    yield
+    await store.close()
+
+
+async def _matrix_ctx(
+    client: AsyncClient, settings: Settings, logged_in: asyncio.Event, _: web.Application
+) -> AsyncIterator[None]:
+    """Log in before listening when possible; a refused login stops startup."""
+    task = None
+    if not await _try_log_in(client, settings):
+        task = asyncio.create_task(_keep_trying_log_in(client, settings, logged_in))
+    else:
+        logged_in.set()
+    yield
+    await _cancel(task)
+    await client.close()
+
+
+async def _try_log_in(client: AsyncClient, settings: Settings) -> bool:
+    try:
+        how = await log_in(client, settings)
+    except (HomeserverUnavailable, aiohttp.ClientError, TimeoutError) as exc:
+        log.warning(
+            "homeserver %s unreachable (%s); webhooks are still accepted, retrying",
+            settings.homeserver,
+            exc,
+        )
+        return False
+    log.info(
+        "logged in to %s as %s (device %s, %s)",
+        settings.homeserver,
+        client.user_id,
+        client.device_id,
+        how,
+    )
+    return True
+
+
+async def _keep_trying_log_in(
+    client: AsyncClient, settings: Settings, logged_in: asyncio.Event
+) -> None:
+    delay = 1.0
+    while True:
+        await asyncio.sleep(delay)
+        try:
+            if await _try_log_in(client, settings):
+                logged_in.set()
+                return
+        except LoginError:
+            log.exception("the homeserver refused the bot's credentials; fix them and restart")
+            return
+        delay = min(LOGIN_RETRY_CAP_S, delay * 2)
+
+
+async def _delivery_ctx(
+    store: Store,
+    sender: Sender,
+    inbox: Wakeup,
+    outbox: Wakeup,
+    logged_in: asyncio.Event,
+    _: web.Application,
+) -> AsyncIterator[None]:
+    dispatcher = asyncio.create_task(Dispatcher(store, inbox, outbox).run(), name="dispatcher")
+    sending = asyncio.create_task(sender.run(logged_in), name="sender")
+    yield
+    await _cancel(dispatcher)
+    sender.stop()
+    outbox.set()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(sending), SENDER_DRAIN_S)
+    await _cancel(sending)
+
+
+async def _sync_ctx(
+    sync: SyncLoop, logged_in: asyncio.Event, _: web.Application
+) -> AsyncIterator[None]:
+    async def run() -> None:
+        await logged_in.wait()
+        await sync.run()
+
+    task = asyncio.create_task(run(), name="sync")
+    yield
+    await _cancel(task)
+
+
+async def _cancel(task: asyncio.Task[Any] | None) -> None:
+    if task is None or task.done():
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def serve(settings: Settings, stop: asyncio.Event) -> None:
+    """Run the daemon until `stop` is set; startup errors propagate to the caller."""
+    app = build_app(settings)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, settings.listen_host, settings.listen_port)
+        await site.start()
+        log.info(
+            "receiver listening on http://%s:%d/webhook/gitea",
+            settings.listen_host,
+            settings.listen_port,
+        )
+        started = time.monotonic()
+        await stop.wait()
+        log.info("stopping after %.0f s", time.monotonic() - started)
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,141 @@
+"""Chat commands: `!subscribe`, `!unsubscribe`, `!subscriptions`, `!health`, `!help`.
+
+Every command gets a reply: a confirmation, a one-line reason for a refusal, or a hint
+for anything unknown or malformed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from nio import MatrixRoom, RoomMessageText
+
+from bot.command_registry import COMMANDS, command, help_text
+from bot.permissions import PermissionChecker
+from core.repo_spec import RepoSpecError, normalise_spec
+from core.store import Store
+
+log = logging.getLogger(__name__)
+
+Reply = Callable[[str, str], Awaitable[None]]  # (room_id, text)
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    room_id: str
+    sender: str
+    store: Store
+    webhook_url: str
+    health_text: Callable[[], Awaitable[str]]
+
+
+def _one_spec(args: list[str], usage: str) -> str:
+    """The single repository spec a command takes; ValueError carries the reply."""
+    options = [arg for arg in args if arg.startswith("--")]
+    if options:
+        raise ValueError(f"Filters such as {options[0]} are not supported yet. Usage: {usage}")
+    if len(args) != 1:
+        raise ValueError(f"Usage: {usage}")
+    try:
+        return normalise_spec(args[0])
+    except RepoSpecError as exc:
+        raise ValueError(f"{exc}. Usage: {usage}") from None
+
+
+@command(
+    "subscribe",
+    "!subscribe OWNER/NAME",
+    "post this repository's events here (OWNER/* for a whole organisation)",
+    privileged=True,
+)
+async def subscribe(ctx: CommandContext, args: list[str]) -> str:
+    spec = _one_spec(args, COMMANDS["subscribe"].usage)
+    if not await ctx.store.subscribe(ctx.room_id, spec, ctx.sender):
+        return f"This room is already subscribed to {spec}."
+    return (
+        f"Subscribed this room to {spec}. Gitea must send its webhook to {ctx.webhook_url} "
+        "(content type application/json, with the shared secret)."
+    )
+
+
+@command(
+    "unsubscribe",
+    "!unsubscribe OWNER/NAME",
+    "stop posting that repository's events here",
+    privileged=True,
+)
+async def unsubscribe(ctx: CommandContext, args: list[str]) -> str:
+    spec = _one_spec(args, COMMANDS["unsubscribe"].usage)
+    if not await ctx.store.unsubscribe(ctx.room_id, spec):
+        return f"This room is not subscribed to {spec}. See !subscriptions."
+    return f"Unsubscribed this room from {spec}."
+
+
+@command("subscriptions", "!subscriptions", "list this room's subscriptions")
+async def subscriptions(ctx: CommandContext, args: list[str]) -> str:
+    subs = await ctx.store.subscriptions(ctx.room_id)
+    if not subs:
+        return "This room has no subscriptions. Add one with !subscribe OWNER/NAME."
+    lines = [f"This room follows {len(subs)} subscription(s):"]
+    for sub in subs:
+        since = datetime.fromtimestamp(sub.created_at, UTC).strftime("%Y-%m-%d")
+        lines.append(f"• {sub.repo} — all push events (added {since} by {sub.created_by})")
+    return "\n".join(lines)
+
+
+@command("health", "!health", "how the notifier is doing: homeserver link, queue, deliveries")
+async def health(ctx: CommandContext, args: list[str]) -> str:
+    return await ctx.health_text()
+
+
+@command("help", "!help", "this list")
+async def help_(ctx: CommandContext, args: list[str]) -> str:
+    return help_text()
+
+
+class CommandRouter:
+    """The nio callback for room messages: parse, check permission, run, reply."""
+
+    def __init__(
+        self,
+        bot_user_id: str,
+        permissions: PermissionChecker,
+        make_context: Callable[[str, str], CommandContext],
+        reply: Reply,
+        live: asyncio.Event,
+    ) -> None:
+        self._bot = bot_user_id
+        self._permissions = permissions
+        self._make_context = make_context
+        self._reply = reply
+        self._live = live
+
+    async def on_message(self, room: MatrixRoom, event: RoomMessageText) -> None:
+        if not self._live.is_set() or event.sender == self._bot:
+            return
+        text = event.body.strip()
+        if not text.startswith("!"):
+            return
+        answer = await self.answer(room, event.sender, text)
+        await self._reply(room.room_id, answer)
+
+    async def answer(self, room: MatrixRoom, sender: str, text: str) -> str:
+        name, *args = text[1:].split() or [""]
+        cmd = COMMANDS.get(name.lower())
+        if cmd is None:
+            return f"Unknown command !{name[:40]}. Try !help."
+        if cmd.privileged:
+            verdict = await self._permissions.check(room, sender)
+            if not verdict.allowed:
+                return (
+                    f"!{cmd.name} needs power level {self._permissions.required_level} "
+                    f"in this room (you have {verdict.level})."
+                )
+        try:
+            return await cmd.handler(self._make_context(room.room_id, sender), args)
+        except ValueError as exc:
+            return str(exc)

@@ -1,0 +1,40 @@
+"""Joining rooms on invite, by policy: users of the bot's own homeserver, or admins.
+
+Anyone else's invite is declined, so a stranger cannot pull the bot into rooms.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from nio import AsyncClient, InviteMemberEvent, JoinError, MatrixRoom
+
+log = logging.getLogger(__name__)
+
+
+def server_of(user_id: str) -> str:
+    return user_id.split(":", 1)[1] if ":" in user_id else ""
+
+
+class InvitePolicy:
+    def __init__(self, client: AsyncClient, bot_user_id: str, admins: list[str]) -> None:
+        self._client = client
+        self._bot = bot_user_id
+        self._admins = frozenset(admins)
+
+    def accepts(self, inviter: str) -> bool:
+        return inviter in self._admins or server_of(inviter) == server_of(self._bot)
+
+    async def on_invite(self, room: MatrixRoom, event: InviteMemberEvent) -> None:
+        """nio callback for invite state events; acts only on invites addressed to the bot."""
+        if event.state_key != self._bot or event.membership != "invite":
+            return
+        if not self.accepts(event.sender):
+            log.info("declining invite to %s from %s (not allowed)", room.room_id, event.sender)
+            await self._client.room_leave(room.room_id)
+            return
+        response = await self._client.join(room.room_id)
+        if isinstance(response, JoinError):
+            log.warning("could not join %s: %s", room.room_id, response.message)
+        else:
+            log.info("joined %s on invite from %s", room.room_id, event.sender)

@@ -1,0 +1,142 @@
+"""Drains the outbox into Matrix: one owner of retries, backoff and transaction ids.
+
+Each outbox row carries its own transaction id, so a resend after a crash is deduplicated
+by the homeserver (same device, same txn id). Rows of one room go out in order: while a
+room's oldest row waits for a retry, the room's later rows wait behind it; other rooms
+are not held up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import aiohttp
+from nio import AsyncClient, ErrorResponse, RoomSendResponse
+from nio.exceptions import LocalProtocolError
+
+from bot.message import notice_content
+from core.records import OutboxMessage
+from core.store import Store
+from core.wakeup import Wakeup
+
+log = logging.getLogger(__name__)
+
+# Errors that a retry cannot fix: the bot is not (or no longer) allowed in the room.
+PERMANENT_ERRORS = frozenset({"M_FORBIDDEN", "M_NOT_FOUND", "M_BAD_JSON", "M_TOO_LARGE"})
+BACKOFF_BASE_S = 1.0
+BACKOFF_CAP_S = 300.0
+IDLE_POLL_S = 5.0
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    """What happened to one attempt: sent (event id), to retry, or failed for good."""
+
+    event_id: str | None = None
+    error: str | None = None
+    retry: bool = False
+    retry_after_s: float | None = None  # the homeserver's own wait; None: exponential backoff
+
+    @property
+    def sent(self) -> bool:
+        return self.event_id is not None
+
+
+class Sender:
+    def __init__(
+        self,
+        client: AsyncClient,
+        store: Store,
+        wakeup: Wakeup,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._client = client
+        self._store = store
+        self._wakeup = wakeup
+        self._clock = clock
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Finish the message in hand, then return from `run` (the caller bounds the wait)."""
+        self._stopping = True
+        self._wakeup.set()
+
+    async def run(self, ready: asyncio.Event) -> None:
+        """Send due messages until stopped; sleep until the next is due or new work arrives."""
+        await ready.wait()
+        while not self._stopping:
+            if await self.send_due() == 0 and not self._stopping:
+                await self._wakeup.wait(await self._idle_wait())
+
+    async def _idle_wait(self) -> float:
+        next_at = await self._store.next_due_at()
+        if next_at is None:
+            return IDLE_POLL_S
+        return min(IDLE_POLL_S, max(0.0, next_at - self._clock()))
+
+    async def send_due(self) -> int:
+        """One pass over the rooms' oldest due rows; returns how many were sent."""
+        sent = 0
+        for message in await self._store.due_messages(self._clock()):
+            if self._stopping:
+                break
+            outcome = await self.attempt(
+                message.room_id, message.body, message.html, message.txn_id
+            )
+            await self._record(message, outcome)
+            sent += outcome.sent
+        return sent
+
+    async def _record(self, message: OutboxMessage, outcome: SendOutcome) -> None:
+        if outcome.event_id is not None:
+            await self._store.mark_sent(message.id, outcome.event_id)
+            log.info("message %d sent to %s as %s", message.id, message.room_id, outcome.event_id)
+        elif outcome.retry:
+            delay = outcome.retry_after_s or _backoff(message.attempts)
+            await self._store.mark_retry(message.id, self._clock() + delay, outcome.error or "")
+            log.warning(
+                "message %d to %s: %s; retry in %.1fs",
+                message.id,
+                message.room_id,
+                outcome.error,
+                delay,
+            )
+        else:
+            await self._store.mark_failed(message.id, outcome.error or "unknown error")
+            log.error(
+                "message %d to %s failed for good: %s", message.id, message.room_id, outcome.error
+            )
+
+    async def attempt(self, room_id: str, body: str, html: str, txn_id: str) -> SendOutcome:
+        """One send; classifies the homeserver's answer, never raises for network trouble."""
+        try:
+            response = await self._client.room_send(
+                room_id, "m.room.message", notice_content(body, html), tx_id=txn_id
+            )
+        except (aiohttp.ClientError, TimeoutError, LocalProtocolError) as exc:
+            return SendOutcome(error=f"network: {type(exc).__name__}", retry=True)
+        if isinstance(response, RoomSendResponse):
+            return SendOutcome(event_id=response.event_id)
+        return _classify_error(response)
+
+
+def _classify_error(response: ErrorResponse) -> SendOutcome:
+    code = str(response.status_code)
+    error = f"{code}: {response.message}" if response.message else code
+    if code == "M_LIMIT_EXCEEDED":
+        wait = (response.retry_after_ms or 1000) / 1000
+        return SendOutcome(error=error, retry=True, retry_after_s=wait)
+    if code in PERMANENT_ERRORS:
+        return SendOutcome(error=error)
+    return SendOutcome(error=error, retry=True)
+
+
+def _backoff(attempts: int) -> float:
+    """Exponential backoff with full jitter, capped: spreads retries after an outage."""
+    ceiling = min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** min(attempts, 16))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)

@@ -1,0 +1,57 @@
+"""Numbered schema migrations, applied in order and recorded in `PRAGMA user_version`.
+
+Append new steps; never edit a released one. Unique constraints do the deduplication,
+so a retried or replayed delivery cannot become a second row, even across restarts.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the inbox, subscriptions and the outbox.
+    """
+    CREATE TABLE deliveries (
+        id            INTEGER PRIMARY KEY,
+        delivery_id   TEXT NOT NULL UNIQUE,
+        event         TEXT NOT NULL,
+        body_sha256   TEXT NOT NULL,
+        repo          TEXT,
+        payload       TEXT NOT NULL,
+        received_at   REAL NOT NULL,
+        status        TEXT NOT NULL,
+        note          TEXT,
+        UNIQUE (event, body_sha256)
+    );
+    CREATE INDEX deliveries_pending ON deliveries (status) WHERE status = 'pending';
+    CREATE INDEX deliveries_repo ON deliveries (repo, received_at);
+
+    CREATE TABLE subscriptions (
+        id            INTEGER PRIMARY KEY,
+        room_id       TEXT NOT NULL,
+        repo          TEXT NOT NULL,
+        branch_glob   TEXT,
+        events        TEXT,
+        created_by    TEXT NOT NULL,
+        created_at    REAL NOT NULL,
+        UNIQUE (room_id, repo)
+    );
+    CREATE INDEX subscriptions_repo ON subscriptions (repo);
+
+    CREATE TABLE outbox (
+        id              INTEGER PRIMARY KEY,
+        delivery_row    INTEGER REFERENCES deliveries (id) ON DELETE SET NULL,
+        room_id         TEXT NOT NULL,
+        repo            TEXT NOT NULL,
+        txn_id          TEXT NOT NULL UNIQUE,
+        body            TEXT NOT NULL,
+        html            TEXT NOT NULL,
+        created_at      REAL NOT NULL,
+        status          TEXT NOT NULL DEFAULT 'pending',
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at REAL NOT NULL,
+        event_id        TEXT,
+        sent_at         REAL,
+        last_error      TEXT
+    );
+    CREATE INDEX outbox_pending ON outbox (room_id, id) WHERE status = 'pending';
+    """,
+)

@@ -1,0 +1,87 @@
+"""Rows of the store as frozen dataclasses: what leaves the store cannot be mutated by accident."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Self
+
+import aiosqlite
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """A verified, parsed webhook about to be committed to the inbox."""
+
+    delivery_id: str
+    event: str
+    body_sha256: str
+    repo: str | None
+    payload: str
+    received_at: float
+    status: str  # "pending" (to announce) or "ignored"
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    id: int
+    delivery_id: str
+    event: str
+    repo: str | None
+    payload: str
+    received_at: float
+    status: str
+
+    @classmethod
+    def from_row(cls, row: aiosqlite.Row) -> Self:
+        return cls(**{name: row[name] for name in cls.__slots__})  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    room_id: str
+    repo: str
+    branch_glob: str | None
+    events: str | None
+    created_by: str
+    created_at: float
+
+    @classmethod
+    def from_row(cls, row: aiosqlite.Row) -> Self:
+        return cls(**{name: row[name] for name in cls.__slots__})  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class NewMessage:
+    """A rendered notice for one room, queued in the outbox with its own transaction id."""
+
+    room_id: str
+    repo: str
+    body: str
+    html: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    id: int
+    room_id: str
+    repo: str
+    txn_id: str
+    body: str
+    html: str
+    created_at: float
+    attempts: int
+    next_attempt_at: float
+
+    @classmethod
+    def from_row(cls, row: aiosqlite.Row) -> Self:
+        return cls(**{name: row[name] for name in cls.__slots__})  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """Work not yet done: deliveries not yet routed plus messages not yet sent."""
+
+    pending: int
+    oldest_age_s: float | None
+    failed: int

@@ -1,0 +1,248 @@
+"""The one SQLite file: inbox of deliveries, subscriptions, outbox of messages.
+
+One aiosqlite connection in WAL mode, autocommit off by hand: every write runs in an
+explicit `BEGIN IMMEDIATE` transaction under an asyncio lock, because the receiver and
+the bot share the connection and their statements must not interleave inside one
+transaction. A delivery is committed before the receiver answers 2xx; a message is
+marked sent only after the homeserver accepted it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import aiosqlite
+
+from core.migrations import MIGRATIONS
+from core.records import (
+    Delivery,
+    NewDelivery,
+    NewMessage,
+    OutboxMessage,
+    QueueStats,
+    Subscription,
+)
+from core.repo_spec import specs_matching
+
+log = logging.getLogger(__name__)
+
+PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA busy_timeout=5000",
+)
+
+
+class Store:
+    """Async access to the daemon's durable state."""
+
+    def __init__(self, path: Path) -> None:
+        """Nothing is opened here: `open()` runs in the daemon's startup, before listening."""
+        self.path = path
+        self._db: aiosqlite.Connection | None = None
+        self._lock = asyncio.Lock()
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self.path, isolation_level=None)
+        self._db.row_factory = aiosqlite.Row
+        for pragma in PRAGMAS:
+            await self._db.execute(pragma)
+        await self._migrate()
+
+    async def close(self) -> None:
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    @property
+    def _conn(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("store is not open")
+        return self._db
+
+    @asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
+
+    async def _migrate(self) -> None:
+        async with self._conn.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        current = row[0] if row else 0
+        for version, script in enumerate(MIGRATIONS[current:], start=current + 1):
+            async with self._transaction() as conn:
+                for statement in _statements(script):
+                    await conn.execute(statement)
+                await conn.execute(f"PRAGMA user_version={version}")
+            log.info("database migrated to schema version %d", version)
+
+    async def _fetchall(self, sql: str, params: Sequence[object] = ()) -> list[aiosqlite.Row]:
+        async with self._conn.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    # --- inbox -------------------------------------------------------------------------
+
+    async def record_delivery(self, delivery: NewDelivery) -> bool:
+        """Commit a delivery; False when its id or its (event, body) was seen before."""
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT OR IGNORE INTO deliveries (delivery_id, event, body_sha256, repo,"
+                " payload, received_at, status, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    delivery.delivery_id,
+                    delivery.event,
+                    delivery.body_sha256,
+                    delivery.repo,
+                    delivery.payload,
+                    delivery.received_at,
+                    delivery.status,
+                    delivery.note,
+                ),
+            )
+            return cursor.rowcount == 1
+
+    async def pending_deliveries(self, limit: int = 100) -> list[Delivery]:
+        rows = await self._fetchall(
+            "SELECT * FROM deliveries WHERE status = 'pending' ORDER BY id LIMIT ?", (limit,)
+        )
+        return [Delivery.from_row(row) for row in rows]
+
+    async def route_delivery(
+        self, delivery_row: int, messages: Sequence[NewMessage], status: str, note: str | None
+    ) -> None:
+        """Queue a delivery's messages and close it, atomically: never half-routed."""
+        now = time.time()
+        async with self._transaction() as conn:
+            await conn.executemany(
+                "INSERT INTO outbox (delivery_row, room_id, repo, txn_id, body, html,"
+                " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (delivery_row, m.room_id, m.repo, _txn_id(), m.body, m.html, now, now)
+                    for m in messages
+                ],
+            )
+            await conn.execute(
+                "UPDATE deliveries SET status = ?, note = ? WHERE id = ?",
+                (status, note, delivery_row),
+            )
+
+    # --- subscriptions -----------------------------------------------------------------
+
+    async def subscribe(self, room_id: str, repo: str, created_by: str) -> bool:
+        """Add a subscription; False if the room already had it."""
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT OR IGNORE INTO subscriptions (room_id, repo, created_by, created_at)"
+                " VALUES (?, ?, ?, ?)",
+                (room_id, repo, created_by, time.time()),
+            )
+            return cursor.rowcount == 1
+
+    async def unsubscribe(self, room_id: str, repo: str) -> bool:
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "DELETE FROM subscriptions WHERE room_id = ? AND repo = ?", (room_id, repo)
+            )
+            return cursor.rowcount > 0
+
+    async def subscriptions(self, room_id: str | None = None) -> list[Subscription]:
+        if room_id is None:
+            rows = await self._fetchall("SELECT * FROM subscriptions ORDER BY repo, room_id")
+        else:
+            rows = await self._fetchall(
+                "SELECT * FROM subscriptions WHERE room_id = ? ORDER BY repo", (room_id,)
+            )
+        return [Subscription.from_row(row) for row in rows]
+
+    async def rooms_for_repo(self, repo_full_name: str) -> list[str]:
+        """Rooms subscribed to this repository directly or through `OWNER/*`."""
+        rows = await self._fetchall(
+            "SELECT DISTINCT room_id FROM subscriptions WHERE repo IN (?, ?) ORDER BY room_id",
+            specs_matching(repo_full_name),
+        )
+        return [row["room_id"] for row in rows]
+
+    # --- outbox ------------------------------------------------------------------------
+
+    async def due_messages(self, now: float, limit: int = 50) -> list[OutboxMessage]:
+        """The oldest pending message of each room, if due: later ones wait to keep order."""
+        rows = await self._fetchall(
+            "SELECT * FROM outbox WHERE id IN (SELECT MIN(id) FROM outbox"
+            " WHERE status = 'pending' GROUP BY room_id) AND next_attempt_at <= ?"
+            " ORDER BY id LIMIT ?",
+            (now, limit),
+        )
+        return [OutboxMessage.from_row(row) for row in rows]
+
+    async def next_due_at(self) -> float | None:
+        rows = await self._fetchall(
+            "SELECT MIN(next_attempt_at) AS at FROM outbox WHERE status = 'pending'"
+        )
+        return rows[0]["at"]
+
+    async def mark_sent(self, message_id: int, event_id: str) -> None:
+        async with self._transaction() as conn:
+            await conn.execute(
+                "UPDATE outbox SET status = 'sent', event_id = ?, sent_at = ?,"
+                " attempts = attempts + 1, last_error = NULL WHERE id = ?",
+                (event_id, time.time(), message_id),
+            )
+
+    async def mark_retry(self, message_id: int, retry_at: float, error: str) -> None:
+        async with self._transaction() as conn:
+            await conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?,"
+                " last_error = ? WHERE id = ?",
+                (retry_at, error, message_id),
+            )
+
+    async def mark_failed(self, message_id: int, error: str) -> None:
+        async with self._transaction() as conn:
+            await conn.execute(
+                "UPDATE outbox SET status = 'failed', attempts = attempts + 1,"
+                " last_error = ? WHERE id = ?",
+                (error, message_id),
+            )
+
+    # --- health ------------------------------------------------------------------------
+
+    async def queue_stats(self, now: float) -> QueueStats:
+        rows = await self._fetchall(
+            "SELECT COUNT(*) AS pending, MIN(t) AS oldest FROM ("
+            " SELECT received_at AS t FROM deliveries WHERE status = 'pending'"
+            " UNION ALL SELECT created_at FROM outbox WHERE status = 'pending')"
+        )
+        failed = await self._fetchall("SELECT COUNT(*) AS n FROM outbox WHERE status = 'failed'")
+        oldest = rows[0]["oldest"]
+        age = max(0.0, now - oldest) if oldest is not None else None
+        return QueueStats(pending=rows[0]["pending"], oldest_age_s=age, failed=failed[0]["n"])
+
+    async def last_delivery_per_repo(self) -> dict[str, float]:
+        rows = await self._fetchall(
+            "SELECT lower(repo) AS repo, MAX(received_at) AS at FROM deliveries"
+            " WHERE repo IS NOT NULL GROUP BY lower(repo)"
+        )
+        return {row["repo"]: row["at"] for row in rows}
+
+
+def _txn_id() -> str:
+    """A fresh transaction id per message, stored with it so a resend after a crash reuses it."""
+    return f"fn-{uuid.uuid4().hex}"
+
+
+def _statements(script: str) -> list[str]:
+    return [part.strip() for part in script.split(";") if part.strip()]

@@ -1,0 +1,72 @@
+"""Push notices: a header line, the compare link, and at most five commits."""
+
+from __future__ import annotations
+
+from core.events import Commit, PushEvent
+from formatters.rendered import Rendered
+from formatters.safe import cut, esc, link, safe_url
+
+MAX_LISTED_COMMITS = 5
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def render_push(event: PushEvent) -> Rendered:
+    """Render a push; branch/tag creation without commits and deletions get their own line."""
+    if event.deleted:
+        return _ref_line(event, "deleted")
+    if event.is_tag or (event.created and not event.commits):
+        return _ref_line(event, "pushed" if event.is_tag else "created")
+    return _commits_message(event)
+
+
+def _repo_prefix(event: PushEvent) -> tuple[str, str]:
+    repo_html = link(event.repository.html_url, esc(event.repo))
+    return f"[{event.repo}]", f"[{repo_html}]"
+
+
+def _ref_line(event: PushEvent, verb: str) -> Rendered:
+    kind = "tag" if event.is_tag else "branch"
+    prefix, prefix_html = _repo_prefix(event)
+    body = f"{prefix} {event.actor} {verb} {kind} {event.ref_name}"
+    html = f"{prefix_html} {esc(event.actor)} {verb} {kind} <code>{esc(event.ref_name)}</code>"
+    return Rendered(body=body, html=html)
+
+
+def _commits_message(event: PushEvent) -> Rendered:
+    count = event.commit_count
+    listed = event.commits[:MAX_LISTED_COMMITS]
+    prefix, prefix_html = _repo_prefix(event)
+    target = event.ref_name + (" (new branch)" if event.created else "")
+    commits = plural(count, "commit")
+    lines = [f"{prefix} {event.actor} pushed {commits} to {target}"]
+    html = [
+        f"<p>{prefix_html} {esc(event.actor)} pushed {link(event.compare_url, commits)}"
+        f" to <code>{esc(event.ref_name)}</code>{' (new branch)' if event.created else ''}</p>"
+    ]
+    compare = safe_url(event.compare_url)
+    if compare:
+        lines.append(compare)
+    lines += [_commit_line(commit) for commit in listed]
+    if listed:
+        html.append("<ul>" + "".join(_commit_item(commit) for commit in listed) + "</ul>")
+    more = count - len(listed)
+    if more > 0 and listed:
+        lines.append(f"… and {plural(more, 'more commit')}" + (f": {compare}" if compare else ""))
+        html.append(f"<p>… and {link(event.compare_url, plural(more, 'more commit'))}</p>")
+    return Rendered(body="\n".join(lines), html="".join(html))
+
+
+def _author(commit: Commit) -> str:
+    return commit.author.name or commit.author.username or "unknown"
+
+
+def _commit_line(commit: Commit) -> str:
+    return f"{commit.short_id} {cut(commit.title)} ({_author(commit)})"
+
+
+def _commit_item(commit: Commit) -> str:
+    sha = link(commit.url, f"<code>{esc(commit.short_id)}</code>")
+    return f"<li>{sha} {esc(cut(commit.title))} ({esc(_author(commit))})</li>"

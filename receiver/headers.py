@@ -1,0 +1,40 @@
+"""Which event and which delivery a request is, across Gitea, Forgejo, Gogs and GitHub headers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+# Fine-grained names first: Gitea's X-Gitea-Event says "pull_request" for a review,
+# X-Gitea-Event-Type says "pull_request_approved".
+EVENT_HEADERS = (
+    "X-Gitea-Event-Type",
+    "X-Forgejo-Event-Type",
+    "X-Gitea-Event",
+    "X-Forgejo-Event",
+    "X-Gogs-Event",
+    "X-GitHub-Event",
+)
+DELIVERY_HEADERS = (
+    "X-Gitea-Delivery",
+    "X-Forgejo-Delivery",
+    "X-Gogs-Delivery",
+    "X-GitHub-Delivery",
+)
+MAX_HEADER_VALUE = 200
+
+
+def _first(headers: Mapping[str, str], names: tuple[str, ...]) -> str | None:
+    for name in names:
+        value = headers.get(name, "").strip()
+        if value:
+            return value[:MAX_HEADER_VALUE]
+    return None
+
+
+def event_kind(headers: Mapping[str, str]) -> str | None:
+    value = _first(headers, EVENT_HEADERS)
+    return value.lower() if value else None
+
+
+def delivery_id(headers: Mapping[str, str]) -> str | None:
+    return _first(headers, DELIVERY_HEADERS)
