@@ -79,14 +79,21 @@ class RoomDriver:
         if not isinstance(response, RoomSendResponse):
             raise DriverError(f"sending to {room_id} failed: {response}")
 
-    def events(self, room_id: str, predicate: Predicate) -> list[Event]:
-        return [event for event in self.timeline.get(room_id, []) if predicate(event)]
+    def events(self, room_id: str, predicate: Predicate, since: int = 0) -> list[Event]:
+        """Events seen in the room (from position `since` of `mark()`) matching `predicate`."""
+        return [event for event in self.timeline.get(room_id, [])[since:] if predicate(event)]
 
-    async def wait_for(self, room_id: str, predicate: Predicate, timeout: float = 15.0) -> Event:
+    def mark(self, room_id: str) -> int:
+        """A position in the room's timeline: pass it as `since` to look only at what follows."""
+        return len(self.timeline.get(room_id, []))
+
+    async def wait_for(
+        self, room_id: str, predicate: Predicate, timeout: float = 15.0, since: int = 0
+    ) -> Event:
         """The first event in the room matching `predicate`, syncing until it arrives."""
         deadline = time.monotonic() + timeout
         while True:
-            found = self.events(room_id, predicate)
+            found = self.events(room_id, predicate, since)
             if found:
                 return found[0]
             if time.monotonic() > deadline:

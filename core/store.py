@@ -121,6 +121,11 @@ class Store:
         )
         return [Delivery.from_row(row) for row in rows]
 
+    async def recent_deliveries(self, limit: int = 20) -> list[Delivery]:
+        """Newest first, whatever their status: answers "did Gitea call us?"."""
+        rows = await self._fetchall("SELECT * FROM deliveries ORDER BY id DESC LIMIT ?", (limit,))
+        return [Delivery.from_row(row) for row in rows]
+
     async def route_delivery(
         self, delivery_row: int, messages: Sequence[NewMessage], status: str, note: str | None
     ) -> None:

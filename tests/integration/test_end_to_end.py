@@ -1,0 +1,170 @@
+"""The core promise against a real Synapse: signed pushes land once in subscribed rooms."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import aiohttp
+
+from bot.room_driver import RoomDriver, notice_from
+from bot.sample import sign_delivery
+from tests.integration.conftest import (
+    WEBHOOK_SECRET,
+    Daemon,
+    Homeserver,
+    command,
+    post,
+    push,
+    room_with_bot,
+)
+
+FIRST_LINE = "[acme/widgets] alice pushed 1 commit to main"
+
+
+def _marker() -> str:
+    return f"marker-{uuid.uuid4().hex[:12]}"
+
+
+async def _room_version(driver: RoomDriver, room: str) -> str:
+    response = await driver.client.room_get_state_event(room, "m.room.create")
+    return str(response.content["room_version"])  # type: ignore[union-attr]
+
+
+async def test_invite_then_moderator_subscribes_in_default_v12_room(
+    homeserver: Homeserver, daemon: Daemon, alice: RoomDriver, bob: RoomDriver
+) -> None:
+    bot = homeserver.bot.user_id
+    room = await room_with_bot(alice, bot, invite=(homeserver.bob.user_id,))
+    assert await _room_version(alice, room) == "12"
+    # Alice created the room: in v12 she is a creator, absent from the power-level list.
+    reply = await command(alice, room, bot, "!subscribe acme/widgets", "acme/widgets")
+    assert reply.startswith("Subscribed this room to acme/widgets.")
+    assert daemon.webhook_url in reply
+
+    await bob.join(room)
+    refusal = await command(bob, room, bot, "!subscribe acme/other", "power level")
+    assert refusal == "!subscribe needs power level 50 in this room (you have 0)."
+
+    repos = daemon.health()["repos"]
+    assert {"repo": "acme/widgets", "rooms": [room]} in repos
+    assert all(entry["repo"] != "acme/other" for entry in repos)
+
+
+async def test_power_levels_decide_in_a_v11_room(
+    homeserver: Homeserver, daemon: Daemon, alice: RoomDriver, bob: RoomDriver
+) -> None:
+    bot = homeserver.bot.user_id
+    room = await room_with_bot(alice, bot, invite=(homeserver.bob.user_id,), version="11")
+    await bob.join(room)
+    refused = await command(bob, room, bot, "!subscribe acme/gadgets", "power level")
+    assert "needs power level 50" in refused
+    await alice.set_power_level(room, homeserver.bob.user_id, 50)
+    await alice.wait_for(
+        room,
+        lambda e: (
+            e.get("type") == "m.room.power_levels"
+            and e["content"].get("users", {}).get(homeserver.bob.user_id) == 50
+        ),
+    )
+    reply = await command(bob, room, bot, "!subscribe acme/gadgets", "acme/gadgets")
+    assert reply.startswith("Subscribed this room to acme/gadgets.")
+    listing = await command(bob, room, bot, "!subscriptions", "acme/gadgets")
+    assert "acme/gadgets" in listing
+
+
+async def test_push_lands_once_despite_retry_and_replay(
+    homeserver: Homeserver, daemon: Daemon, alice: RoomDriver
+) -> None:
+    bot = homeserver.bot.user_id
+    room = await room_with_bot(alice, bot)
+    await command(alice, room, bot, "!subscribe acme/widgets", "Subscribed")
+    marker = _marker()
+    status, answer, delivery = await push(daemon, "acme/widgets", marker)
+    assert (status, answer["status"]) == (202, "accepted")
+
+    notice = await alice.wait_for(room, notice_from(bot, marker))
+    content = notice["content"]
+    assert content["body"].startswith(FIRST_LINE)
+    assert content["format"] == "org.matrix.custom.html"
+    assert marker in content["formatted_body"]
+    assert content["m.mentions"] == {}
+
+    assert (await post(daemon, delivery))[1] == {"status": "duplicate"}  # same delivery id
+    replay = sign_delivery(json.loads(delivery.body), WEBHOOK_SECRET)
+    assert (await post(daemon, replay))[1] == {"status": "duplicate"}  # Gitea's "Replay"
+
+    # A later push arrives after anything the duplicates could have caused (per-room order).
+    later = _marker()
+    await push(daemon, "acme/widgets", later)
+    await alice.wait_for(room, notice_from(bot, later))
+    assert len(alice.events(room, notice_from(bot, marker))) == 1
+
+
+async def test_bad_signature_and_junk_post_nothing(
+    homeserver: Homeserver, daemon: Daemon, alice: RoomDriver
+) -> None:
+    bot = homeserver.bot.user_id
+    room = await room_with_bot(alice, bot)
+    await command(alice, room, bot, "!subscribe acme/widgets", "Subscribed")
+    forged = _marker()
+    status, answer, _ = await push(daemon, "acme/widgets", forged, secret="wrong-secret")
+    assert status == 401
+    assert "signature" in answer["reason"]
+
+    junk = sign_delivery({"not": "a push"}, WEBHOOK_SECRET)
+    status, answer = await post(daemon, junk)
+    assert status == 400
+    assert daemon.health()["status"] in ("ok", "degraded")  # still answering
+
+    genuine = _marker()
+    await push(daemon, "acme/widgets", genuine)
+    await alice.wait_for(room, notice_from(bot, genuine))
+    assert alice.events(room, notice_from(bot, forged)) == []
+
+
+async def test_organisation_wildcard_and_unsubscribe(
+    homeserver: Homeserver, daemon: Daemon, alice: RoomDriver
+) -> None:
+    bot = homeserver.bot.user_id
+    room = await room_with_bot(alice, bot)
+    await command(alice, room, bot, "!subscribe Umbrella/*", "Subscribed")
+    marker = _marker()
+    await push(daemon, "umbrella/anything", marker)
+    await alice.wait_for(room, notice_from(bot, marker))
+    reply = await command(alice, room, bot, "!unsubscribe umbrella/*", "Unsubscribed")
+    assert reply == "Unsubscribed this room from umbrella/*."
+    unknown = await command(alice, room, bot, "!frobnicate", "Unknown command")
+    assert "!help" in unknown
+
+
+async def test_restart_keeps_subscriptions_and_session(
+    homeserver: Homeserver, daemon: Daemon, alice: RoomDriver
+) -> None:
+    bot = homeserver.bot.user_id
+    room = await room_with_bot(alice, bot)
+    await command(alice, room, bot, "!subscribe acme/widgets", "Subscribed")
+    session_file = daemon.state_dir / "matrix-session.json"
+    before = json.loads(session_file.read_text())
+    devices = await _device_count(homeserver, before["access_token"])
+
+    assert daemon.stop() == 0  # SIGTERM: a clean exit
+    daemon.start()
+
+    after = json.loads(session_file.read_text())
+    assert after == before  # same token and device: no fresh login
+    log = daemon.log()
+    assert (log.count(", password)"), log.count(", restored)")) == (1, 1)  # one login in all
+    assert await _device_count(homeserver, after["access_token"]) == devices  # no new device
+    marker = _marker()
+    await push(daemon, "acme/widgets", marker)
+    await alice.wait_for(room, notice_from(bot, marker))
+
+
+async def _device_count(homeserver: Homeserver, token: str) -> int:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{homeserver.url}/_matrix/client/v3/devices", headers=headers) as response,
+    ):
+        return len((await response.json())["devices"])
