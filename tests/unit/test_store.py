@@ -56,7 +56,9 @@ async def pending_row(store: Store, new: NewDelivery) -> int:
 
 async def queue(store: Store, *rooms_and_bodies: tuple[str, str], did: str = "d1") -> None:
     row = await pending_row(store, delivery(did, body_sha=f"sha-{did}"))
-    messages = [NewMessage(room, "acme/widgets", body, f"<p>{body}</p>") for room, body in rooms_and_bodies]
+    messages = [
+        NewMessage(room, "acme/widgets", body, f"<p>{body}</p>") for room, body in rooms_and_bodies
+    ]
     await store.route_delivery(row, messages, "routed", f"{len(messages)} room(s)")
 
 
