@@ -48,8 +48,11 @@ SENDER_DRAIN_S = 5.0
 LOGIN_RETRY_CAP_S = 60.0
 
 
-def build_app(settings: Settings) -> web.Application:
-    """Wire every part of the daemon; nothing is opened or contacted until startup."""
+def build_app(settings: Settings, on_fatal: Callable[[Exception], None]) -> web.Application:
+    """Wire every part of the daemon; nothing is opened or contacted until startup.
+
+    `on_fatal` is called when the daemon cannot go on (credentials refused after startup).
+    """
     problems = settings.problems_for_run()
     if problems:
         raise ConfigError("\n".join(problems))
@@ -70,7 +73,7 @@ def build_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.extend(
         [
             functools.partial(_store_ctx, store),
-            functools.partial(_matrix_ctx, client, settings, logged_in),
+            functools.partial(_matrix_ctx, client, settings, logged_in, on_fatal),
             functools.partial(_delivery_ctx, store, sender, inbox, outbox, logged_in),
             functools.partial(_sync_ctx, sync, logged_in),
         ]
@@ -139,12 +142,16 @@ async def _store_ctx(store: Store, _: web.Application) -> AsyncIterator[None]:
 
 
 async def _matrix_ctx(
-    client: AsyncClient, settings: Settings, logged_in: asyncio.Event, _: web.Application
+    client: AsyncClient,
+    settings: Settings,
+    logged_in: asyncio.Event,
+    on_fatal: Callable[[Exception], None],
+    _: web.Application,
 ) -> AsyncIterator[None]:
     """Log in before listening when possible; a refused login stops startup."""
     task = None
     if not await _try_log_in(client, settings):
-        task = asyncio.create_task(_keep_trying_log_in(client, settings, logged_in))
+        task = asyncio.create_task(_keep_trying_log_in(client, settings, logged_in, on_fatal))
     else:
         logged_in.set()
     yield
@@ -173,7 +180,10 @@ async def _try_log_in(client: AsyncClient, settings: Settings) -> bool:
 
 
 async def _keep_trying_log_in(
-    client: AsyncClient, settings: Settings, logged_in: asyncio.Event
+    client: AsyncClient,
+    settings: Settings,
+    logged_in: asyncio.Event,
+    on_fatal: Callable[[Exception], None],
 ) -> None:
     delay = 1.0
     while True:
@@ -182,8 +192,8 @@ async def _keep_trying_log_in(
             if await _try_log_in(client, settings):
                 logged_in.set()
                 return
-        except LoginError:
-            log.exception("the homeserver refused the bot's credentials; fix them and restart")
+        except LoginError as exc:
+            on_fatal(exc)
             return
         delay = min(LOGIN_RETRY_CAP_S, delay * 2)
 
@@ -228,11 +238,18 @@ async def _cancel(task: asyncio.Task[Any] | None) -> None:
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    """Run the daemon until `stop` is set; startup errors propagate to the caller."""
-    app = build_app(settings)
+    """Run the daemon until `stop` is set; startup and fatal errors propagate to the caller."""
+    fatal: list[Exception] = []
+
+    def on_fatal(exc: Exception) -> None:
+        fatal.append(exc)
+        stop.set()
+
+    app = build_app(settings, on_fatal)
     runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await runner.setup()
     try:
+        # Inside the try: a failed startup must still close what already started.
+        await runner.setup()
         site = web.TCPSite(runner, settings.listen_host, settings.listen_port)
         await site.start()
         log.info(
@@ -245,3 +262,5 @@ async def serve(settings: Settings, stop: asyncio.Event) -> None:
         log.info("stopping after %.0f s", time.monotonic() - started)
     finally:
         await runner.cleanup()
+    if fatal:
+        raise fatal[0]

@@ -126,7 +126,7 @@ class Sender:
 
 
 def _classify_error(response: ErrorResponse) -> SendOutcome:
-    code = str(response.status_code)
+    code = str(response.status_code or "no error code")
     error = f"{code}: {response.message}" if response.message else code
     if code == "M_LIMIT_EXCEEDED":
         wait = (response.retry_after_ms or 1000) / 1000

@@ -109,6 +109,8 @@ def load_settings(**overrides: object) -> Settings:
     Raises ConfigError with one line per invalid variable.
     """
     credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+    if credentials and not Path(credentials).is_dir():
+        raise ConfigError(f"CREDENTIALS_DIRECTORY: {credentials} is not a directory")
     try:
         return Settings(_secrets_dir=credentials, **overrides)  # type: ignore[call-arg]
     except ValidationError as exc:

@@ -153,14 +153,14 @@ class Store:
             cursor = await conn.execute(
                 "INSERT OR IGNORE INTO subscriptions (room_id, repo, created_by, created_at)"
                 " VALUES (?, ?, ?, ?)",
-                (room_id, repo, created_by, time.time()),
+                (room_id, repo.lower(), created_by, time.time()),
             )
             return cursor.rowcount == 1
 
     async def unsubscribe(self, room_id: str, repo: str) -> bool:
         async with self._transaction() as conn:
             cursor = await conn.execute(
-                "DELETE FROM subscriptions WHERE room_id = ? AND repo = ?", (room_id, repo)
+                "DELETE FROM subscriptions WHERE room_id = ? AND repo = ?", (room_id, repo.lower())
             )
             return cursor.rowcount > 0
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable
@@ -123,7 +124,15 @@ class WebhookReceiver:
             raise Refusal(401, SIGNATURE_REASONS[check])
 
     async def _commit(self, record: NewDelivery) -> web.Response:
-        if not await self._store.record_delivery(record):
+        try:
+            inserted = await self._store.record_delivery(record)
+        except sqlite3.Error:
+            # Not stored, so not accepted: a 5xx makes Gitea show the delivery as failed.
+            log.exception("delivery %s could not be stored", record.delivery_id)
+            return web.json_response(
+                {"status": "error", "reason": "storage unavailable"}, status=503
+            )
+        if not inserted:
             log.info(
                 "delivery %s (%s, %s) is a duplicate", record.delivery_id, record.event, record.repo
             )

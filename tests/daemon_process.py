@@ -75,13 +75,15 @@ class Daemon:
         while time.monotonic() < deadline:
             assert self._process is not None
             if self._process.poll() is not None:
-                raise RuntimeError(f"daemon exited {self._process.returncode}:\n{self.log()}")
+                code, self._process = self._process.returncode, None
+                raise RuntimeError(f"daemon exited {code}:\n{self.log()}")
             try:
                 if self.health()["matrix"]["connected"]:
                     return
             except OSError:
                 pass
             time.sleep(0.1)
+        self.stop()
         raise RuntimeError(f"daemon not connected in time:\n{self.log()}")
 
     def health(self) -> dict[str, Any]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 
 import aiohttp
+import pytest
 
 from bot.room_driver import RoomDriver, notice_from
 from bot.sample import sign_delivery
@@ -168,3 +170,14 @@ async def _device_count(homeserver: Homeserver, token: str) -> int:
         session.get(f"{homeserver.url}/_matrix/client/v3/devices", headers=headers) as response,
     ):
         return len((await response.json())["devices"])
+
+
+def test_refused_credentials_stop_startup_with_exit_1(
+    homeserver: Homeserver, tmp_path: Path
+) -> None:
+    bot = homeserver.bot
+    daemon = Daemon(homeserver.url, bot.user_id, "wrong-password", WEBHOOK_SECRET, tmp_path)
+    with pytest.raises(RuntimeError, match="daemon exited 1"):
+        daemon.start()
+    assert "login refused" in daemon.log()
+    assert "wrong-password" not in daemon.log()

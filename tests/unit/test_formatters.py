@@ -56,7 +56,9 @@ def test_captured_push_renders_with_repo_prefix(payloads_dir: Path, name: str) -
 
 
 def _sha(n: int) -> str:
-    return f"{n:x}" * 40 if n < 16 else f"{n:040x}"
+    """A readable fake sha: commit 8 is 8888888…"""
+    assert 0 < n < 16
+    return f"{n:x}" * 40
 
 
 def _commit(n: int, message: str, author: str = "Alice") -> dict[str, Any]:

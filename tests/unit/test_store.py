@@ -232,3 +232,8 @@ async def test_queue_stats_counts_deliveries_and_messages(store: Store) -> None:
 async def test_queue_stats_when_idle(store: Store) -> None:
     stats = await store.queue_stats(now=250.0)
     assert (stats.pending, stats.oldest_age_s, stats.failed) == (0, None, 0)
+
+
+async def test_rooms_for_repo_matches_a_mixed_case_subscription(store: Store) -> None:
+    await store.subscribe(ROOM_A, "Acme/Widgets", "@a:x")
+    assert await store.rooms_for_repo("Acme/Widgets") == [ROOM_A]
