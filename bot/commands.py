@@ -16,8 +16,9 @@ from nio import MatrixRoom, RoomMessageText
 
 from bot.command_registry import COMMANDS, command, help_text
 from bot.permissions import PermissionChecker
+from core.filters import FilterError, describe, parse_events
 from core.repo_spec import RepoSpecError, normalise_spec
-from core.store import Store
+from core.store import Store, SubscribeResult
 
 log = logging.getLogger(__name__)
 
@@ -33,32 +34,71 @@ class CommandContext:
     health_text: Callable[[], Awaitable[str]]
 
 
-def _one_spec(args: list[str], usage: str) -> str:
-    """The single repository spec a command takes; ValueError carries the reply."""
-    options = [arg for arg in args if arg.startswith("--")]
-    if options:
-        raise ValueError(f"Filters such as {options[0]} are not supported yet. Usage: {usage}")
-    if len(args) != 1:
-        raise ValueError(f"Usage: {usage}")
+@dataclass(frozen=True)
+class SubscribeRequest:
+    spec: str
+    branch_glob: str | None = None
+    events: str | None = None
+
+
+def _spec(text: str, usage: str) -> str:
     try:
-        return normalise_spec(args[0])
+        return normalise_spec(text)
     except RepoSpecError as exc:
         raise ValueError(f"{exc}. Usage: {usage}") from None
 
 
+def _parse_subscribe(args: list[str], usage: str) -> SubscribeRequest:
+    """`OWNER/NAME [--branch GLOB] [--events KIND,...]`; ValueError carries the reply."""
+    positional: list[str] = []
+    options: dict[str, str] = {}
+    tokens = iter(args)
+    for token in tokens:
+        if not token.startswith("--"):
+            positional.append(token)
+            continue
+        name, has_value, value = token[2:].partition("=")
+        value = value if has_value else next(tokens, "")
+        if name not in ("branch", "events"):
+            raise ValueError(f"Unknown option --{name[:40]}. Usage: {usage}")
+        if not value or value.startswith("--") or len(value) > 200:
+            raise ValueError(f"--{name} needs a value. Usage: {usage}")
+        options[name] = value
+    if len(positional) != 1:
+        raise ValueError(f"Usage: {usage}")
+    try:
+        events = parse_events(options["events"]) if "events" in options else None
+    except FilterError as exc:
+        raise ValueError(f"{exc}. Usage: {usage}") from None
+    return SubscribeRequest(_spec(positional[0], usage), options.get("branch"), events)
+
+
+def _one_spec(args: list[str], usage: str) -> str:
+    if len(args) != 1 or args[0].startswith("--"):
+        raise ValueError(f"Usage: {usage}")
+    return _spec(args[0], usage)
+
+
 @command(
     "subscribe",
-    "!subscribe OWNER/NAME",
-    "post this repository's events here (OWNER/* for a whole organisation)",
+    "!subscribe OWNER/NAME [--branch GLOB] [--events push]",
+    "post this repository's events here (OWNER/* for a whole organisation; "
+    "by default every branch and every announced event)",
     privileged=True,
 )
 async def subscribe(ctx: CommandContext, args: list[str]) -> str:
-    spec = _one_spec(args, COMMANDS["subscribe"].usage)
-    if not await ctx.store.subscribe(ctx.room_id, spec, ctx.sender):
-        return f"This room is already subscribed to {spec}."
+    request = _parse_subscribe(args, COMMANDS["subscribe"].usage)
+    result = await ctx.store.subscribe(
+        ctx.room_id, request.spec, ctx.sender, request.branch_glob, request.events
+    )
+    (current,) = [s for s in await ctx.store.subscriptions(ctx.room_id) if s.repo == request.spec]
+    if result is SubscribeResult.UNCHANGED:
+        return f"This room is already subscribed to {request.spec} ({describe(current)})."
+    if result is SubscribeResult.UPDATED:
+        return f"Updated this room's subscription to {request.spec}: {describe(current)}."
     return (
-        f"Subscribed this room to {spec}. Gitea must send its webhook to {ctx.webhook_url} "
-        "(content type application/json, with the shared secret)."
+        f"Subscribed this room to {request.spec} ({describe(current)}). Gitea must send its "
+        f"webhook to {ctx.webhook_url} (content type application/json, with the shared secret)."
     )
 
 
@@ -83,7 +123,7 @@ async def subscriptions(ctx: CommandContext, args: list[str]) -> str:
     lines = [f"This room follows {len(subs)} subscription(s):"]
     for sub in subs:
         since = datetime.fromtimestamp(sub.created_at, UTC).strftime("%Y-%m-%d")
-        lines.append(f"• {sub.repo} — all push events (added {since} by {sub.created_by})")
+        lines.append(f"• {sub.repo} — {describe(sub)} (added {since} by {sub.created_by})")
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ import json
 import logging
 
 from core.events import PayloadError, parse_event
+from core.filters import rooms_wanting
 from core.records import Delivery, NewMessage
 from core.store import Store
 from core.wakeup import Wakeup
@@ -53,7 +54,7 @@ class Dispatcher:
         if event is None or rendered is None:
             await self._store.route_delivery(delivery.id, [], "unhandled", None)
             return 0
-        rooms = await self._store.rooms_for_repo(event.repo)
+        rooms = rooms_wanting(await self._store.subscriptions_for_repo(event.repo), event)
         messages = [NewMessage(room, event.repo, rendered.body, rendered.html) for room in rooms]
         status = "routed" if messages else "unrouted"
         await self._store.route_delivery(delivery.id, messages, status, f"{len(rooms)} room(s)")

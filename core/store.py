@@ -10,6 +10,7 @@ marked sent only after the homeserver accepted it.
 from __future__ import annotations
 
 import asyncio
+import enum
 import logging
 import time
 import uuid
@@ -31,6 +32,13 @@ from core.records import (
 from core.repo_spec import specs_matching
 
 log = logging.getLogger(__name__)
+
+
+class SubscribeResult(enum.Enum):
+    ADDED = "added"
+    UPDATED = "updated"
+    UNCHANGED = "unchanged"
+
 
 PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -147,15 +155,30 @@ class Store:
 
     # --- subscriptions -----------------------------------------------------------------
 
-    async def subscribe(self, room_id: str, repo: str, created_by: str) -> bool:
-        """Add a subscription; False if the room already had it."""
+    async def subscribe(
+        self,
+        room_id: str,
+        repo: str,
+        created_by: str,
+        branch_glob: str | None = None,
+        events: str | None = None,
+    ) -> SubscribeResult:
+        """Add a subscription, or replace the filters of the room's existing one."""
         async with self._transaction() as conn:
-            cursor = await conn.execute(
-                "INSERT OR IGNORE INTO subscriptions (room_id, repo, created_by, created_at)"
-                " VALUES (?, ?, ?, ?)",
-                (room_id, repo.lower(), created_by, time.time()),
+            rows = await conn.execute_fetchall(
+                "SELECT branch_glob, events FROM subscriptions WHERE room_id = ? AND repo = ?",
+                (room_id, repo.lower()),
             )
-            return cursor.rowcount == 1
+            existing = next(iter(rows), None)
+            if existing is not None and tuple(existing) == (branch_glob, events):
+                return SubscribeResult.UNCHANGED
+            await conn.execute(
+                "INSERT INTO subscriptions (room_id, repo, branch_glob, events, created_by,"
+                " created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (room_id, repo)"
+                " DO UPDATE SET branch_glob = excluded.branch_glob, events = excluded.events",
+                (room_id, repo.lower(), branch_glob, events, created_by, time.time()),
+            )
+            return SubscribeResult.ADDED if existing is None else SubscribeResult.UPDATED
 
     async def unsubscribe(self, room_id: str, repo: str) -> bool:
         async with self._transaction() as conn:
@@ -173,13 +196,13 @@ class Store:
             )
         return [Subscription.from_row(row) for row in rows]
 
-    async def rooms_for_repo(self, repo_full_name: str) -> list[str]:
-        """Rooms subscribed to this repository directly or through `OWNER/*`."""
+    async def subscriptions_for_repo(self, repo_full_name: str) -> list[Subscription]:
+        """Subscriptions covering this repository, directly or through `OWNER/*`."""
         rows = await self._fetchall(
-            "SELECT DISTINCT room_id FROM subscriptions WHERE repo IN (?, ?) ORDER BY room_id",
+            "SELECT * FROM subscriptions WHERE repo IN (?, ?) ORDER BY room_id, repo",
             specs_matching(repo_full_name),
         )
-        return [row["room_id"] for row in rows]
+        return [Subscription.from_row(row) for row in rows]
 
     # --- outbox ------------------------------------------------------------------------
 

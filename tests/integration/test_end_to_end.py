@@ -41,7 +41,7 @@ async def test_invite_then_moderator_subscribes_in_default_v12_room(
     assert await _room_version(alice, room) == "12"
     # Alice created the room: in v12 she is a creator, absent from the power-level list.
     reply = await command(alice, room, bot, "!subscribe acme/widgets", "acme/widgets")
-    assert reply.startswith("Subscribed this room to acme/widgets.")
+    assert reply.startswith("Subscribed this room to acme/widgets (all branches, all events).")
     assert daemon.webhook_url in reply
 
     await bob.join(room)
@@ -70,7 +70,7 @@ async def test_power_levels_decide_in_a_v11_room(
         ),
     )
     reply = await command(bob, room, bot, "!subscribe acme/gadgets", "acme/gadgets")
-    assert reply.startswith("Subscribed this room to acme/gadgets.")
+    assert reply.startswith("Subscribed this room to acme/gadgets (")
     listing = await command(bob, room, bot, "!subscriptions", "acme/gadgets")
     assert "acme/gadgets" in listing
 
@@ -181,3 +181,16 @@ def test_refused_credentials_stop_startup_with_exit_1(
         daemon.start()
     assert "login refused" in daemon.log()
     assert "wrong-password" not in daemon.log()
+
+
+async def test_branch_filter_keeps_other_branches_out(
+    homeserver: Homeserver, daemon: Daemon, alice: RoomDriver
+) -> None:
+    bot = homeserver.bot.user_id
+    room = await room_with_bot(alice, bot)
+    await command(alice, room, bot, "!subscribe acme/widgets --branch main", "branch main")
+    on_dev, on_main = _marker(), _marker()
+    assert (await push(daemon, "acme/widgets", on_dev, branch="dev"))[0] == 202
+    assert (await push(daemon, "acme/widgets", on_main, branch="main"))[0] == 202
+    await alice.wait_for(room, notice_from(bot, on_main))
+    assert alice.events(room, notice_from(bot, on_dev)) == []

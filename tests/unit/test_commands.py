@@ -173,7 +173,9 @@ async def test_admin_is_allowed_without_power(store: Store) -> None:
         ("!subscribe not-a-repo", "Usage: !subscribe OWNER/NAME"),
         ("!subscribe a/b/c", "not OWNER/NAME or OWNER/*"),
         ("!subscribe acme/widgets extra", "Usage: !subscribe OWNER/NAME"),
-        ("!subscribe acme/widgets --branch x", "--branch"),
+        ("!subscribe acme/widgets --branch", "--branch needs a value"),
+        ("!subscribe acme/widgets --colour red", "Unknown option --colour"),
+        ("!subscribe acme/widgets --events pushes", "unknown event kind pushes"),
         ("!unsubscribe", "Usage: !unsubscribe OWNER/NAME"),
     ],
 )
@@ -258,11 +260,6 @@ def test_creators_of_includes_additional_creators() -> None:
     assert creators_of(event) == {CREATOR, MEMBER}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="DESIGN §2 contract is `!subscribe OWNER/NAME [--branch GLOB] [--events ...]`, "
-    "but bot/commands.py _one_spec refuses every --option ('not supported yet')",
-)
 async def test_subscribe_with_branch_filter_per_contract(
     v12_router: CommandRouter, store: Store
 ) -> None:
@@ -271,3 +268,18 @@ async def test_subscribe_with_branch_filter_per_contract(
     assert WEBHOOK_URL in answer
     (subscription,) = await store.subscriptions(ROOM)
     assert subscription.branch_glob == "main"
+
+
+async def test_subscribe_again_updates_filters_and_lists_them(
+    v12_router: CommandRouter, store: Store
+) -> None:
+    room = make_room(V12_ROOM_USERS)
+    await v12_router.answer(room, MODERATOR, "!subscribe acme/widgets")
+    answer = await v12_router.answer(
+        room, MODERATOR, "!subscribe acme/widgets --branch=release/* --events push"
+    )
+    assert (
+        answer == "Updated this room's subscription to acme/widgets: branch release/*, events push."
+    )
+    listing = await v12_router.answer(room, MEMBER, "!subscriptions")
+    assert "acme/widgets — branch release/*, events push" in listing

@@ -12,7 +12,7 @@ import pytest
 from core.migrations import MIGRATIONS
 from core.records import NewDelivery, NewMessage
 from core.repo_spec import normalise_spec
-from core.store import Store
+from core.store import Store, SubscribeResult
 
 ROOM_A = "!a:example.org"
 ROOM_B = "!b:example.org"
@@ -126,12 +126,25 @@ async def test_same_body_under_another_event_is_new(store: Store) -> None:
 
 
 async def test_subscribe_and_unsubscribe_are_idempotent(store: Store) -> None:
-    assert await store.subscribe(ROOM_A, "acme/widgets", "@alice:example.org")
-    assert not await store.subscribe(ROOM_A, "acme/widgets", "@bob:example.org")
+    added = await store.subscribe(ROOM_A, "acme/widgets", "@alice:example.org")
+    again = await store.subscribe(ROOM_A, "acme/widgets", "@bob:example.org")
+    assert (added, again) == (SubscribeResult.ADDED, SubscribeResult.UNCHANGED)
     assert [s.created_by for s in await store.subscriptions(ROOM_A)] == ["@alice:example.org"]
     assert await store.unsubscribe(ROOM_A, "acme/widgets")
     assert not await store.unsubscribe(ROOM_A, "acme/widgets")
     assert await store.subscriptions(ROOM_A) == []
+
+
+async def test_subscribe_again_with_filters_updates_them(store: Store) -> None:
+    await store.subscribe(ROOM_A, "acme/widgets", "@a:x")
+    result = await store.subscribe(ROOM_A, "acme/widgets", "@b:x", "release/*", "push")
+    assert result is SubscribeResult.UPDATED
+    (sub,) = await store.subscriptions(ROOM_A)
+    assert (sub.branch_glob, sub.events, sub.created_by) == ("release/*", "push", "@a:x")
+
+
+async def rooms_for_repo(store: Store, repo: str) -> list[str]:
+    return sorted({s.room_id for s in await store.subscriptions_for_repo(repo)})
 
 
 async def test_subscriptions_per_room_and_all(store: Store) -> None:
@@ -149,16 +162,16 @@ async def test_rooms_for_repo_exact_and_owner_wildcard(store: Store) -> None:
     await store.subscribe(ROOM_B, normalise_spec("ACME/*"), "@b:x")
     await store.subscribe("!c:x", normalise_spec("other/widgets"), "@c:x")
     await store.subscribe("!d:x", normalise_spec("acme/gadgets"), "@d:x")
-    assert await store.rooms_for_repo("acme/widgets") == [ROOM_A, ROOM_B]
-    assert await store.rooms_for_repo("ACME/WIDGETS") == [ROOM_A, ROOM_B]
-    assert await store.rooms_for_repo("acme/sprockets") == [ROOM_B]
-    assert await store.rooms_for_repo("acmex/widgets") == []
+    assert await rooms_for_repo(store, "acme/widgets") == [ROOM_A, ROOM_B]
+    assert await rooms_for_repo(store, "ACME/WIDGETS") == [ROOM_A, ROOM_B]
+    assert await rooms_for_repo(store, "acme/sprockets") == [ROOM_B]
+    assert await rooms_for_repo(store, "acmex/widgets") == []
 
 
 async def test_rooms_for_repo_lists_a_room_once(store: Store) -> None:
     await store.subscribe(ROOM_A, "acme/widgets", "@a:x")
     await store.subscribe(ROOM_A, "acme/*", "@a:x")
-    assert await store.rooms_for_repo("acme/widgets") == [ROOM_A]
+    assert await rooms_for_repo(store, "acme/widgets") == [ROOM_A]
 
 
 # --- outbox ----------------------------------------------------------------------------------
@@ -236,4 +249,4 @@ async def test_queue_stats_when_idle(store: Store) -> None:
 
 async def test_rooms_for_repo_matches_a_mixed_case_subscription(store: Store) -> None:
     await store.subscribe(ROOM_A, "Acme/Widgets", "@a:x")
-    assert await store.rooms_for_repo("Acme/Widgets") == [ROOM_A]
+    assert await rooms_for_repo(store, "Acme/Widgets") == [ROOM_A]

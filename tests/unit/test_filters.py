@@ -1,0 +1,58 @@
+"""Per-subscription filters: branch globs narrow branch pushes, event kinds narrow kinds."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.sample import sample_push
+from core.events import PushEvent
+from core.filters import FilterError, describe, parse_events, rooms_wanting, wants
+from core.records import Subscription
+
+
+def sub(room: str = "!a:x", branch: str | None = None, events: str | None = None) -> Subscription:
+    return Subscription(room, "acme/widgets", branch, events, "@a:x", 0.0)
+
+
+def push(ref: str) -> PushEvent:
+    payload = sample_push() | {"ref": ref}
+    return PushEvent.model_validate(payload)
+
+
+@pytest.mark.parametrize(
+    ("glob", "ref", "wanted"),
+    [
+        (None, "refs/heads/dev", True),
+        ("main", "refs/heads/main", True),
+        ("main", "refs/heads/dev", False),
+        ("release/*", "refs/heads/release/1.2", True),
+        ("release/*", "refs/heads/releases", False),
+        ("Main", "refs/heads/main", False),  # Git branch names are case-sensitive
+        ("main", "refs/tags/v1.0", True),  # a tag is not a branch: the filter leaves it be
+    ],
+)
+def test_branch_glob(glob: str | None, ref: str, wanted: bool) -> None:
+    assert wants(sub(branch=glob), push(ref)) is wanted
+
+
+def test_event_kinds() -> None:
+    assert wants(sub(events="push"), push("refs/heads/main"))
+
+
+def test_parse_events_canonicalises_and_rejects_unknown_kinds() -> None:
+    assert parse_events(" PUSH,push ") == "push"
+    with pytest.raises(FilterError, match="unknown event kind wiki; known: push"):
+        parse_events("push,wiki")
+    with pytest.raises(FilterError):
+        parse_events(",")
+
+
+def test_rooms_wanting_lists_each_room_once_if_any_subscription_wants() -> None:
+    subs = [sub("!b:x", branch="main"), sub("!a:x", branch="dev"), sub("!a:x")]
+    assert rooms_wanting(subs, push("refs/heads/main")) == ["!a:x", "!b:x"]
+    assert rooms_wanting(subs[:2], push("refs/heads/dev")) == ["!a:x"]
+
+
+def test_describe() -> None:
+    assert describe(sub()) == "all branches, all events"
+    assert describe(sub(branch="main", events="push")) == "branch main, events push"
