@@ -194,3 +194,39 @@ async def test_branch_filter_keeps_other_branches_out(
     assert (await push(daemon, "acme/widgets", on_main, branch="main"))[0] == 202
     await alice.wait_for(room, notice_from(bot, on_main))
     assert alice.events(room, notice_from(bot, on_dev)) == []
+
+
+async def test_access_token_login_is_used_and_kept(
+    homeserver: Homeserver, tmp_path: Path, alice: RoomDriver
+) -> None:
+    bot = homeserver.bot
+    token, device = await _fresh_token(homeserver)
+    daemon = Daemon(
+        homeserver.url, bot.user_id, "", WEBHOOK_SECRET, tmp_path, NOTIFIER_ACCESS_TOKEN=token
+    )
+    del daemon.env["NOTIFIER_PASSWORD"]
+    daemon.start()
+    try:
+        session = json.loads((daemon.state_dir / "matrix-session.json").read_text())
+        assert (session["device_id"], session["access_token"]) == (device, token)
+        assert ", access token)" in daemon.log()
+        assert token not in daemon.log()
+        room = await room_with_bot(alice, bot.user_id)
+        reply = await command(alice, room, bot.user_id, "!health", "Homeserver")
+        assert "Homeserver: connected" in reply
+    finally:
+        daemon.stop()
+
+
+async def _fresh_token(homeserver: Homeserver) -> tuple[str, str]:
+    body = {
+        "type": "m.login.password",
+        "identifier": {"type": "m.id.user", "user": homeserver.bot.user_id},
+        "password": homeserver.bot.password,
+    }
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(f"{homeserver.url}/_matrix/client/v3/login", json=body) as response,
+    ):
+        answer = await response.json()
+    return answer["access_token"], answer["device_id"]
