@@ -68,13 +68,14 @@ def build_app(settings: Settings, on_fatal: Callable[[Exception], None]) -> web.
     )
     app = create_app(receiver, health.snapshot, settings.max_body_bytes)
     sender = Sender(client, store, outbox)
+    dispatcher = Dispatcher(store, inbox, outbox, settings.rate_limit_seconds)
     _register_callbacks(client, settings, store, sync, sender, health)
     logged_in = asyncio.Event()
     app.cleanup_ctx.extend(
         [
             functools.partial(_store_ctx, store),
             functools.partial(_matrix_ctx, client, settings, logged_in, on_fatal),
-            functools.partial(_delivery_ctx, store, sender, inbox, outbox, logged_in),
+            functools.partial(_delivery_ctx, dispatcher, sender, outbox, logged_in),
             functools.partial(_sync_ctx, sync, logged_in),
         ]
     )
@@ -199,17 +200,16 @@ async def _keep_trying_log_in(
 
 
 async def _delivery_ctx(
-    store: Store,
+    dispatcher: Dispatcher,
     sender: Sender,
-    inbox: Wakeup,
     outbox: Wakeup,
     logged_in: asyncio.Event,
     _: web.Application,
 ) -> AsyncIterator[None]:
-    dispatcher = asyncio.create_task(Dispatcher(store, inbox, outbox).run(), name="dispatcher")
+    routing = asyncio.create_task(dispatcher.run(), name="dispatcher")
     sending = asyncio.create_task(sender.run(logged_in), name="sender")
     yield
-    await _cancel(dispatcher)
+    await _cancel(routing)
     sender.stop()
     outbox.set()
     with contextlib.suppress(TimeoutError):

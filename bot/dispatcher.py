@@ -1,20 +1,25 @@
 """Routes committed deliveries from the inbox to the outbox of every subscribed room.
 
-Routing a delivery (queueing its messages and closing it) is one transaction, so a crash
-leaves a delivery either untouched (routed again on restart) or fully queued.
+Per (repo, room) the rate limit decides: the first event in a quiet window is queued at
+once; later ones are held (durably) and leave as one coalesced message when the window
+opens. Routing a delivery is one transaction, and so is releasing a held group, so a crash
+leaves either nothing done (done again on restart) or everything done.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Callable
 
-from core.events import PayloadError, parse_event
+from core.events import AnnouncedEvent, PayloadError, parse_event
 from core.filters import rooms_wanting
-from core.records import Delivery, NewMessage
+from core.rate_limit import decide, window_open
+from core.records import Delivery, HeldGroup, NewMessage
 from core.store import Store
 from core.wakeup import Wakeup
-from formatters import render
+from formatters import Rendered, render, render_held
 
 log = logging.getLogger(__name__)
 
@@ -22,16 +27,27 @@ IDLE_POLL_S = 5.0
 
 
 class Dispatcher:
-    def __init__(self, store: Store, inbox: Wakeup, outbox: Wakeup) -> None:
+    def __init__(
+        self,
+        store: Store,
+        inbox: Wakeup,
+        outbox: Wakeup,
+        window_s: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._store = store
         self._inbox = inbox
         self._outbox = outbox
+        self._window_s = window_s
+        self._clock = clock
 
     async def run(self) -> None:
-        """Route pending deliveries forever, woken by the receiver after each commit."""
+        """Route and release forever, woken by the receiver after each commit."""
         while True:
             await self.route_pending()
-            await self._inbox.wait(IDLE_POLL_S)
+            next_release = await self.release_due()
+            wait = IDLE_POLL_S if next_release is None else next_release - self._clock()
+            await self._inbox.wait(min(IDLE_POLL_S, max(0.0, wait)))
 
     async def route_pending(self) -> int:
         """Route everything pending now; returns how many messages were queued."""
@@ -44,19 +60,76 @@ class Dispatcher:
         return queued
 
     async def _route(self, delivery: Delivery) -> int:
+        parsed = await self._parse_or_close(delivery)
+        if parsed is None:
+            return 0
+        event, rendered = parsed
+        rooms = rooms_wanting(await self._store.subscriptions_for_repo(event.repo), event)
+        states = await self._store.pair_states(event.repo, rooms)
+        now = self._clock()
+        send, hold = [], []
+        for room in rooms:
+            state = states[room]
+            decision = decide(state.last_sent_at, state.holding, now, self._window_s)
+            (send if decision.send_now else hold).append(room)
+        messages = [NewMessage(room, event.repo, rendered.body, rendered.html) for room in send]
+        note = f"sent to {len(send)} room(s), held for {len(hold)}"
+        status = "routed" if rooms else "unrouted"
+        await self._store.route_delivery(delivery.id, messages, status, note, hold, event.repo)
+        log.info("delivery %s (%s): %s", delivery.delivery_id, event.repo, note)
+        return len(messages)
+
+    async def _parse_or_close(self, delivery: Delivery) -> tuple[AnnouncedEvent, Rendered] | None:
+        """The delivery's event and its rendering; one that cannot be announced is closed."""
         try:
             event = parse_event(delivery.event, json.loads(delivery.payload))
         except (PayloadError, ValueError) as exc:
             # The receiver validated it; this only happens if a newer model became stricter.
             await self._store.route_delivery(delivery.id, [], "invalid", str(exc))
-            return 0
+            return None
         rendered = render(event) if event else None
         if event is None or rendered is None:
             await self._store.route_delivery(delivery.id, [], "unhandled", None)
-            return 0
-        rooms = rooms_wanting(await self._store.subscriptions_for_repo(event.repo), event)
-        messages = [NewMessage(room, event.repo, rendered.body, rendered.html) for room in rooms]
-        status = "routed" if messages else "unrouted"
-        await self._store.route_delivery(delivery.id, messages, status, f"{len(rooms)} room(s)")
-        log.info("delivery %s (%s) → %d room(s)", delivery.delivery_id, event.repo, len(rooms))
-        return len(messages)
+            return None
+        return event, rendered
+
+    async def release_due(self) -> float | None:
+        """Release every held group whose window is open; returns when the next one opens."""
+        now = self._clock()
+        next_open: float | None = None
+        released = 0
+        for group in await self._store.held_groups():
+            if window_open(group.last_sent_at, now, self._window_s):
+                await self._release(group)
+                released += 1
+            else:
+                opens = (group.last_sent_at or now) + self._window_s
+                next_open = opens if next_open is None else min(next_open, opens)
+        if released:
+            self._outbox.set()
+        return next_open
+
+    async def _release(self, group: HeldGroup) -> None:
+        held = await self._store.held_deliveries(group.room_id, group.repo)
+        if not held:
+            return
+        events = [event for _, d in held if (event := _parse(d)) is not None]
+        rendered = render_held(events) if events else None
+        last_row = held[-1][1].id
+        message = None
+        if rendered is not None:
+            message = NewMessage(group.room_id, events[0].repo, rendered.body, rendered.html)
+        await self._store.release_held(group.room_id, group.repo, held[-1][0], message, last_row)
+        log.info(
+            "released %d held event(s) of %s to %s as one message",
+            len(held),
+            group.repo,
+            group.room_id,
+        )
+
+
+def _parse(delivery: Delivery) -> AnnouncedEvent | None:
+    try:
+        return parse_event(delivery.event, json.loads(delivery.payload))
+    except (PayloadError, ValueError):
+        return None

@@ -54,4 +54,25 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX outbox_pending ON outbox (room_id, id) WHERE status = 'pending';
     """,
+    # 2: per (room, repo) rate windows and the events held back for a coalesced message.
+    """
+    CREATE TABLE rate_windows (
+        room_id       TEXT NOT NULL,
+        repo          TEXT NOT NULL,
+        last_sent_at  REAL NOT NULL,
+        PRIMARY KEY (room_id, repo)
+    );
+    CREATE TABLE held (
+        id            INTEGER PRIMARY KEY,
+        room_id       TEXT NOT NULL,
+        repo          TEXT NOT NULL,
+        delivery_row  INTEGER NOT NULL REFERENCES deliveries (id),
+        held_at       REAL NOT NULL
+    );
+    CREATE INDEX held_group ON held (room_id, repo, id);
+    CREATE INDEX held_delivery ON held (delivery_row);
+    CREATE INDEX outbox_done ON outbox (status, created_at) WHERE status != 'pending';
+    CREATE INDEX outbox_delivery ON outbox (delivery_row);
+    CREATE INDEX deliveries_age ON deliveries (received_at) WHERE status != 'pending';
+    """,
 )

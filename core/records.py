@@ -85,3 +85,21 @@ class QueueStats:
     pending: int
     oldest_age_s: float | None
     failed: int
+
+
+@dataclass(frozen=True, slots=True)
+class PairState:
+    """A (room, repo) pair's rate window: its last message, and whether events are held."""
+
+    last_sent_at: float | None
+    holding: bool
+
+
+@dataclass(frozen=True, slots=True)
+class HeldGroup:
+    """Events of one (room, repo) pair waiting for their window to open."""
+
+    room_id: str
+    repo: str
+    last_sent_at: float | None
+    count: int

@@ -23,9 +23,11 @@ import aiosqlite
 from core.migrations import MIGRATIONS
 from core.records import (
     Delivery,
+    HeldGroup,
     NewDelivery,
     NewMessage,
     OutboxMessage,
+    PairState,
     QueueStats,
     Subscription,
 )
@@ -135,22 +137,77 @@ class Store:
         return [Delivery.from_row(row) for row in rows]
 
     async def route_delivery(
-        self, delivery_row: int, messages: Sequence[NewMessage], status: str, note: str | None
+        self,
+        delivery_row: int,
+        send: Sequence[NewMessage],
+        status: str,
+        note: str | None,
+        hold: Sequence[str] = (),
+        repo: str = "",
     ) -> None:
-        """Queue a delivery's messages and close it, atomically: never half-routed."""
+        """Queue a delivery's messages, hold it for rate-limited rooms, close it: atomically.
+
+        `hold` lists the rooms whose window is closed; their messages are built later, from
+        all the events held for the pair, by `release_held`.
+        """
         now = time.time()
         async with self._transaction() as conn:
+            await _queue(conn, delivery_row, send, now)
             await conn.executemany(
-                "INSERT INTO outbox (delivery_row, room_id, repo, txn_id, body, html,"
-                " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (delivery_row, m.room_id, m.repo, _txn_id(), m.body, m.html, now, now)
-                    for m in messages
-                ],
+                "INSERT INTO held (room_id, repo, delivery_row, held_at) VALUES (?, ?, ?, ?)",
+                [(room, repo.lower(), delivery_row, now) for room in hold],
             )
             await conn.execute(
                 "UPDATE deliveries SET status = ?, note = ? WHERE id = ?",
                 (status, note, delivery_row),
+            )
+
+    # --- rate windows and held events --------------------------------------------------
+
+    async def pair_states(self, repo: str, rooms: Sequence[str]) -> dict[str, PairState]:
+        """The rate-window state of (room, repo) for each room."""
+        key = repo.lower()
+        windows = await self._fetchall(
+            "SELECT room_id, last_sent_at FROM rate_windows WHERE repo = ?", (key,)
+        )
+        holding = await self._fetchall("SELECT DISTINCT room_id FROM held WHERE repo = ?", (key,))
+        last = {row["room_id"]: row["last_sent_at"] for row in windows}
+        held = {row["room_id"] for row in holding}
+        return {room: PairState(last.get(room), room in held) for room in rooms}
+
+    async def held_groups(self) -> list[HeldGroup]:
+        rows = await self._fetchall(
+            "SELECT h.room_id, h.repo, w.last_sent_at, COUNT(*) AS count FROM held h"
+            " LEFT JOIN rate_windows w ON w.room_id = h.room_id AND w.repo = h.repo"
+            " GROUP BY h.room_id, h.repo ORDER BY MIN(h.id)"
+        )
+        return [HeldGroup(r["room_id"], r["repo"], r["last_sent_at"], r["count"]) for r in rows]
+
+    async def held_deliveries(self, room_id: str, repo: str) -> list[tuple[int, Delivery]]:
+        """The pair's held events in the order they were accepted, with their held-row ids."""
+        rows = await self._fetchall(
+            "SELECT h.id AS held_id, d.* FROM held h JOIN deliveries d ON d.id = h.delivery_row"
+            " WHERE h.room_id = ? AND h.repo = ? ORDER BY h.id",
+            (room_id, repo),
+        )
+        return [(row["held_id"], Delivery.from_row(row)) for row in rows]
+
+    async def release_held(
+        self,
+        room_id: str,
+        repo: str,
+        upto_held_id: int,
+        message: NewMessage | None,
+        delivery_row: int | None,
+    ) -> None:
+        """Queue the pair's coalesced message and drop the held rows it covers, atomically."""
+        now = time.time()
+        async with self._transaction() as conn:
+            if message is not None:
+                await _queue(conn, delivery_row, [message], now)
+            await conn.execute(
+                "DELETE FROM held WHERE room_id = ? AND repo = ? AND id <= ?",
+                (room_id, repo, upto_held_id),
             )
 
     # --- subscriptions -----------------------------------------------------------------
@@ -265,6 +322,25 @@ class Store:
             " WHERE repo IS NOT NULL GROUP BY lower(repo)"
         )
         return {row["repo"]: row["at"] for row in rows}
+
+
+async def _queue(
+    conn: aiosqlite.Connection,
+    delivery_row: int | None,
+    messages: Sequence[NewMessage],
+    now: float,
+) -> None:
+    """Insert outbox rows and restart their pairs' rate windows at `now`."""
+    await conn.executemany(
+        "INSERT INTO outbox (delivery_row, room_id, repo, txn_id, body, html,"
+        " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        [(delivery_row, m.room_id, m.repo, _txn_id(), m.body, m.html, now, now) for m in messages],
+    )
+    await conn.executemany(
+        "INSERT INTO rate_windows (room_id, repo, last_sent_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (room_id, repo) DO UPDATE SET last_sent_at = excluded.last_sent_at",
+        [(m.room_id, m.repo.lower(), now) for m in messages],
+    )
 
 
 def _txn_id() -> str:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from core.events import AnnouncedEvent, PushEvent
+from formatters.coalesced import render_pushes
 from formatters.push import render_push
 from formatters.rendered import Rendered
 
@@ -21,4 +22,20 @@ def render(event: AnnouncedEvent) -> Rendered | None:
     return formatter(event) if formatter else None
 
 
-__all__ = ["FORMATTERS", "Rendered", "render"]
+def render_held(events: Sequence[AnnouncedEvent]) -> Rendered | None:
+    """One message for the events a rate window held back, in the order they came.
+
+    A single held event is rendered as itself; pushes become one summary, and any other
+    kind follows it rendered on its own, so nothing held is left out.
+    """
+    if len(events) == 1:
+        return render(events[0])
+    pushes = [event for event in events if isinstance(event, PushEvent)]
+    parts = [render_pushes(pushes)] if pushes else []
+    parts += [r for e in events if not isinstance(e, PushEvent) and (r := render(e))]
+    if not parts:
+        return None
+    return Rendered("\n".join(p.body for p in parts), "".join(p.html for p in parts))
+
+
+__all__ = ["FORMATTERS", "Rendered", "render", "render_held"]

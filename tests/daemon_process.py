@@ -48,6 +48,8 @@ class Daemon:
             "NOTIFIER_LISTEN_PORT": str(self.port),
             "NOTIFIER_STATE_DIR": str(self.state_dir),
             "NOTIFIER_LOG_LEVEL": "INFO",
+            # Off unless a test is about it: most tests push twice to one repo quickly.
+            "NOTIFIER_RATE_LIMIT_SECONDS": "0",
             "PYTHONPATH": str(REPO_ROOT),
             **extra_env,
         }

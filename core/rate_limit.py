@@ -1,0 +1,37 @@
+"""The per (repo, room) rate limit, as a pure function of the window's state and the time.
+
+Like Synapse's ratelimiter it answers "may this go now, and if not, when": the dispatcher
+decides what to do with the answer (send, or hold for a coalesced message). Time is passed
+in, so tests drive it with a fake clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    send_now: bool
+    open_at: float  # when the window is open (again): now when sending, later when holding
+
+
+def decide(last_sent_at: float | None, holding: bool, now: float, window_s: float) -> Decision:
+    """May a message for this (repo, room) go out at `now`?
+
+    `last_sent_at`: when the last message of the pair was queued (None: never).
+    `holding`: events of the pair are already held; a newcomer joins them so the
+    coalesced message keeps the events in order.
+    A window of 0 turns rate limiting off.
+    """
+    if window_s <= 0:
+        return Decision(True, now)
+    open_at = now if last_sent_at is None else max(now, last_sent_at + window_s)
+    if holding or open_at > now:
+        return Decision(False, open_at)
+    return Decision(True, now)
+
+
+def window_open(last_sent_at: float | None, now: float, window_s: float) -> bool:
+    """Whether held events of a pair may now go out as one message."""
+    return last_sent_at is None or now >= last_sent_at + window_s
