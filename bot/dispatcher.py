@@ -75,7 +75,7 @@ class Dispatcher:
         messages = [NewMessage(room, event.repo, rendered.body, rendered.html) for room in send]
         note = f"sent to {len(send)} room(s), held for {len(hold)}"
         status = "routed" if rooms else "unrouted"
-        await self._store.route_delivery(delivery.id, messages, status, note, hold, event.repo)
+        await self._store.route_delivery(delivery.id, messages, status, note, hold, event.repo, now)
         log.info("delivery %s (%s): %s", delivery.delivery_id, event.repo, note)
         return len(messages)
 
@@ -119,7 +119,9 @@ class Dispatcher:
         message = None
         if rendered is not None:
             message = NewMessage(group.room_id, events[0].repo, rendered.body, rendered.html)
-        await self._store.release_held(group.room_id, group.repo, held[-1][0], message, last_row)
+        await self._store.release_held(
+            group.room_id, group.repo, held[-1][0], message, last_row, self._clock()
+        )
         log.info(
             "released %d held event(s) of %s to %s as one message",
             len(held),

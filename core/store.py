@@ -144,13 +144,14 @@ class Store:
         note: str | None,
         hold: Sequence[str] = (),
         repo: str = "",
+        now: float | None = None,
     ) -> None:
         """Queue a delivery's messages, hold it for rate-limited rooms, close it: atomically.
 
         `hold` lists the rooms whose window is closed; their messages are built later, from
-        all the events held for the pair, by `release_held`.
+        all the events held for the pair, by `release_held`. `now` is the rate limiter's clock.
         """
-        now = time.time()
+        now = time.time() if now is None else now
         async with self._transaction() as conn:
             await _queue(conn, delivery_row, send, now)
             await conn.executemany(
@@ -199,9 +200,9 @@ class Store:
         upto_held_id: int,
         message: NewMessage | None,
         delivery_row: int | None,
+        now: float,
     ) -> None:
         """Queue the pair's coalesced message and drop the held rows it covers, atomically."""
-        now = time.time()
         async with self._transaction() as conn:
             if message is not None:
                 await _queue(conn, delivery_row, [message], now)

@@ -22,7 +22,7 @@ def render_pushes(events: Sequence[PushEvent]) -> Rendered:
     commits = sum(event.commit_count for event in events)
     branches = _unique([event.ref_name for event in events])
     pushers = ", ".join(_unique([event.actor for event in events]))
-    counts = f"{plural(len(events), 'push')} ({plural(commits, 'commit')})"
+    counts = f"{plural(len(events), 'push', 'pushes')} ({plural(commits, 'commit')})"
     body = [f"[{repo}] {counts} to {', '.join(branches)} by {pushers}"]
     repo_html = link(events[0].repository.html_url, esc(repo))
     html = [f"<p>[{repo_html}] {counts} to {esc(', '.join(branches))} by {esc(pushers)}</p>"]
@@ -35,8 +35,8 @@ def render_pushes(events: Sequence[PushEvent]) -> Rendered:
         items.append(f"<li><code>{esc(branch)}</code>: {link(url or '', n)}</li>")
     more = len(branches) - MAX_BRANCH_LINES
     if more > 0:
-        body.append(f"… and {plural(more, 'more branch')}")
-        items.append(f"<li>… and {plural(more, 'more branch')}</li>")
+        body.append(f"… and {plural(more, 'more branch', 'more branches')}")
+        items.append(f"<li>… and {plural(more, 'more branch', 'more branches')}</li>")
     html.append("<ul>" + "".join(items) + "</ul>")
     return Rendered(body="\n".join(body), html="".join(html))
 

@@ -9,8 +9,9 @@ from formatters.safe import cut, esc, link, safe_url
 MAX_LISTED_COMMITS = 5
 
 
-def plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """`1 commit`, `2 commits`; `many` for irregular plurals such as `pushes`."""
+    return f"{count} {word}" if count == 1 else f"{count} {many or word + 's'}"
 
 
 def render_push(event: PushEvent) -> Rendered:

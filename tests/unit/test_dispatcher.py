@@ -1,0 +1,152 @@
+"""The dispatcher on a real store with a fake clock: route, hold, coalesce, release."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.dispatcher import Dispatcher
+from bot.sample import sample_push
+from core.records import NewDelivery, OutboxMessage
+from core.store import Store
+from core.wakeup import Wakeup
+
+ROOM_A, ROOM_B = "!a:x", "!b:x"
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = Store(tmp_path / "db.sqlite3")
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+async def accept(store: Store, repo: str, n: int, commits: int = 1, branch: str = "main") -> None:
+    payload = json.dumps(
+        sample_push(repo, message=f"{repo} change {n}", commits=commits, branch=branch)
+    )
+    digest = hashlib.sha256(payload.encode()).hexdigest()
+    await store.record_delivery(
+        NewDelivery(f"{repo}-{n}", "push", digest, repo, payload, 0.0, "pending")
+    )
+
+
+async def queued(store: Store) -> list[OutboxMessage]:
+    """Every pending outbox row, oldest first, whatever its room."""
+    messages: list[OutboxMessage] = []
+    while due := await store.due_messages(now=1e12):
+        for message in due:
+            messages.append(message)
+            await store.mark_sent(message.id, f"$e{message.id}")
+    return sorted(messages, key=lambda m: m.id)
+
+
+async def test_burst_makes_one_message_now_and_one_coalesced_later(store: Store) -> None:
+    clock = Clock(1000.0)
+    dispatcher = Dispatcher(store, Wakeup(), Wakeup(), window_s=3.0, clock=clock)
+    await store.subscribe(ROOM_A, "acme/widgets", "@a:x")
+    for n in range(20):
+        await accept(store, "acme/widgets", n, commits=1 + n % 2)
+        await dispatcher.route_pending()
+        clock.now += 0.1
+    first = await queued(store)
+    assert len(first) == 1
+    assert first[0].body.startswith("[acme/widgets] alice pushed 1 commit to main")
+
+    assert await dispatcher.release_due() == pytest.approx(1003.0)  # not open yet at 1002
+    assert await queued(store) == []
+    clock.now = 1003.0
+    assert await dispatcher.release_due() is None
+    (summary,) = await queued(store)
+    commits = sum(1 + n % 2 for n in range(1, 20))
+    assert summary.body.startswith(f"[acme/widgets] 19 pushes ({commits} commits) to main by alice")
+    assert await store.held_groups() == []
+
+
+async def test_pairs_are_limited_independently(store: Store) -> None:
+    clock = Clock(1000.0)
+    dispatcher = Dispatcher(store, Wakeup(), Wakeup(), window_s=60.0, clock=clock)
+    await store.subscribe(ROOM_A, "acme/*", "@a:x")
+    await store.subscribe(ROOM_B, "acme/widgets", "@b:x")
+    for n in range(3):
+        await accept(store, "acme/widgets", n)
+        await accept(store, "acme/gadgets", n)
+    await dispatcher.route_pending()
+    sent = [(m.room_id, m.repo) for m in await queued(store)]
+    assert sorted(sent) == [
+        (ROOM_A, "acme/gadgets"),
+        (ROOM_A, "acme/widgets"),
+        (ROOM_B, "acme/widgets"),
+    ]
+    groups = {(g.room_id, g.repo, g.count) for g in await store.held_groups()}
+    assert groups == {
+        (ROOM_A, "acme/widgets", 2),
+        (ROOM_A, "acme/gadgets", 2),
+        (ROOM_B, "acme/widgets", 2),
+    }
+
+
+async def test_a_single_held_push_is_released_as_a_normal_message(store: Store) -> None:
+    clock = Clock(1000.0)
+    dispatcher = Dispatcher(store, Wakeup(), Wakeup(), window_s=60.0, clock=clock)
+    await store.subscribe(ROOM_A, "acme/widgets", "@a:x")
+    await accept(store, "acme/widgets", 1)
+    await accept(store, "acme/widgets", 2, commits=2)
+    await dispatcher.route_pending()
+    await queued(store)
+    clock.now = 1060.0
+    await dispatcher.release_due()
+    (message,) = await queued(store)
+    assert message.body.startswith("[acme/widgets] alice pushed 2 commits to main")
+
+
+async def test_held_events_survive_a_restart(store: Store, tmp_path: Path) -> None:
+    clock = Clock(1000.0)
+    await store.subscribe(ROOM_A, "acme/widgets", "@a:x")
+    for n in range(3):
+        await accept(store, "acme/widgets", n)
+    await Dispatcher(store, Wakeup(), Wakeup(), window_s=60.0, clock=clock).route_pending()
+    await store.close()
+    reopened = Store(tmp_path / "db.sqlite3")
+    await reopened.open()
+    try:
+        clock.now = 2000.0
+        await Dispatcher(reopened, Wakeup(), Wakeup(), 60.0, clock).release_due()
+        bodies = [m.body.split("\n")[0] for m in await queued(reopened)]
+        assert bodies == [
+            "[acme/widgets] alice pushed 1 commit to main",
+            "[acme/widgets] 2 pushes (2 commits) to main by alice",
+        ]
+    finally:
+        await reopened.close()
+
+
+async def test_rate_limit_zero_sends_everything(store: Store) -> None:
+    dispatcher = Dispatcher(store, Wakeup(), Wakeup(), window_s=0, clock=Clock(1.0))
+    await store.subscribe(ROOM_A, "acme/widgets", "@a:x")
+    for n in range(5):
+        await accept(store, "acme/widgets", n)
+    assert await dispatcher.route_pending() == 5
+    assert await store.held_groups() == []
+
+
+async def test_unsubscribed_repo_is_closed_without_messages(store: Store) -> None:
+    dispatcher = Dispatcher(store, Wakeup(), Wakeup(), window_s=60, clock=Clock(1.0))
+    await accept(store, "nobody/listens", 1)
+    assert await dispatcher.route_pending() == 0
+    assert await store.pending_deliveries() == []
+    (delivery,) = await store.recent_deliveries()
+    assert delivery.status == "unrouted"
