@@ -60,11 +60,17 @@ def build_app(settings: Settings, on_fatal: Callable[[Exception], None]) -> web.
     store = Store(settings.database_path)
     inbox, outbox = Wakeup(), Wakeup()
     client = AsyncClient(settings.homeserver, settings.user_id, config=_client_config())
-    sync = SyncLoop(client)
+
+    async def resume_sending() -> None:
+        await store.retry_now(time.time())
+        outbox.set()
+
+    sync = SyncLoop(client, on_reconnect=resume_sending)
     health = Health(store, sync)
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    ignored = frozenset(login.lower() for login in settings.ignore_pushers)
     receiver = WebhookReceiver(
-        store, WebhookConfig(secret, settings.max_body_bytes), on_accepted=inbox.set
+        store, WebhookConfig(secret, settings.max_body_bytes, ignored), on_accepted=inbox.set
     )
     app = create_app(receiver, health.snapshot, settings.max_body_bytes)
     sender = Sender(client, store, outbox)

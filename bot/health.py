@@ -62,8 +62,13 @@ class Health:
             "queue": {
                 "pending": queue.pending,
                 "oldest_age_s": queue.oldest_age_s,
+                "held": queue.held,
                 "failed": queue.failed,
             },
+            "failures": [
+                {"room": room, "failed": count, "last_error": why}
+                for room, count, why in await self._store.failures_by_room()
+            ],
             "repos": [{"repo": repo, "rooms": sorted(ids)} for repo, ids in sorted(rooms.items())],
         }
 
@@ -79,7 +84,11 @@ class Health:
             f"Homeserver: {link}, last sync {_ago(last_sync)}",
             f"Queue: {queue['pending']} pending"
             + (f", oldest {oldest:.0f} s" if oldest is not None else "")
-            + f"; {queue['failed']} failed message(s)",
+            + f"; {queue['held']} held by the rate limit; {queue['failed']} failed",
+        ]
+        lines += [
+            f"Failed: {f['failed']} message(s) to {f['room']}, latest: {f['last_error']}"
+            for f in snap["failures"]
         ]
         last = await self._store.last_delivery_per_repo()
         for entry in snap["repos"]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -17,7 +18,8 @@ from nio import AsyncClient, SyncError
 log = logging.getLogger(__name__)
 
 LONG_POLL_MS = 30_000
-RETRY_CAP_S = 60.0
+# Short enough that delivery resumes within seconds of the homeserver coming back.
+RETRY_CAP_S = 10.0
 # /sync's default of 10 timeline events per room drops events under a burst.
 SYNC_FILTER = {
     "room": {"timeline": {"limit": 100}, "state": {"lazy_load_members": True}},
@@ -35,23 +37,29 @@ class LinkState:
 
 
 class SyncLoop:
-    def __init__(self, client: AsyncClient) -> None:
+    def __init__(
+        self, client: AsyncClient, on_reconnect: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        """`on_reconnect` runs when a sync succeeds after failures (the homeserver is back)."""
         self._client = client
+        self._on_reconnect = on_reconnect
         self.state = LinkState()
         self.live = asyncio.Event()
 
     async def run(self) -> None:
         failures = 0
         while True:
-            ok = await self._sync_once(first=not self.live.is_set())
-            if ok:
-                failures = 0
-                if not self.live.is_set():
-                    self.live.set()
-                    log.info("Matrix sync is live")
+            if not await self._sync_once(first=not self.live.is_set()):
+                failures += 1
+                await asyncio.sleep(min(RETRY_CAP_S, 2**failures))
                 continue
-            failures += 1
-            await asyncio.sleep(min(RETRY_CAP_S, 2 ** min(failures, 6)))
+            if not self.live.is_set():
+                self.live.set()
+                log.info("Matrix sync is live")
+            if failures and self._on_reconnect:
+                log.info("homeserver reachable again after %d failed sync(s)", failures)
+                await self._on_reconnect()
+            failures = 0
 
     async def _sync_once(self, first: bool) -> bool:
         try:

@@ -85,6 +85,7 @@ class QueueStats:
     pending: int
     oldest_age_s: float | None
     failed: int
+    held: int = 0  # events waiting for their rate window: delayed on purpose, not stuck
 
 
 @dataclass(frozen=True, slots=True)

@@ -304,7 +304,26 @@ class Store:
                 (error, message_id),
             )
 
+    async def retry_now(self, now: float) -> int:
+        """After the homeserver came back: retry rows waiting out a backoff, not a 429's wait."""
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "UPDATE outbox SET next_attempt_at = ? WHERE status = 'pending'"
+                " AND next_attempt_at > ? AND coalesce(last_error, '') NOT LIKE 'M_LIMIT%'",
+                (now, now),
+            )
+            return cursor.rowcount
+
     # --- health ------------------------------------------------------------------------
+
+    async def failures_by_room(self) -> list[tuple[str, int, str]]:
+        """Rooms with messages that failed for good: (room, count, latest reason)."""
+        rows = await self._fetchall(
+            "SELECT room_id, COUNT(*) AS n, (SELECT last_error FROM outbox o2 WHERE"
+            " o2.room_id = o.room_id AND o2.status = 'failed' ORDER BY id DESC LIMIT 1) AS why"
+            " FROM outbox o WHERE status = 'failed' GROUP BY room_id ORDER BY room_id"
+        )
+        return [(row["room_id"], row["n"], row["why"] or "") for row in rows]
 
     async def queue_stats(self, now: float) -> QueueStats:
         rows = await self._fetchall(
@@ -312,10 +331,13 @@ class Store:
             " SELECT received_at AS t FROM deliveries WHERE status = 'pending'"
             " UNION ALL SELECT created_at FROM outbox WHERE status = 'pending')"
         )
-        failed = await self._fetchall("SELECT COUNT(*) AS n FROM outbox WHERE status = 'failed'")
+        counts = await self._fetchall(
+            "SELECT (SELECT COUNT(*) FROM outbox WHERE status = 'failed') AS failed,"
+            " (SELECT COUNT(*) FROM held) AS held"
+        )
         oldest = rows[0]["oldest"]
         age = max(0.0, now - oldest) if oldest is not None else None
-        return QueueStats(pending=rows[0]["pending"], oldest_age_s=age, failed=failed[0]["n"])
+        return QueueStats(rows[0]["pending"], age, counts[0]["failed"], counts[0]["held"])
 
     async def last_delivery_per_repo(self) -> dict[str, float]:
         rows = await self._fetchall(

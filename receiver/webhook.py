@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from core.events import PayloadError, parse_event, repo_of
+from core.events import AnnouncedEvent, PayloadError, PushEvent, parse_event, repo_of
 from core.records import NewDelivery
 from core.store import Store
 from receiver.body import ACCEPTED_TYPES, BodyError, signed_payload
@@ -37,6 +37,10 @@ SIGNATURE_REASONS = {
 class WebhookConfig:
     secret: str | None  # None only when unsigned deliveries were explicitly allowed
     max_body_bytes: int
+    ignore_pushers: frozenset[str] = frozenset()  # lower-case Gitea logins (bot loops)
+
+    def ignores(self, event: AnnouncedEvent | None) -> bool:
+        return isinstance(event, PushEvent) and event.actor.lower() in self.ignore_pushers
 
 
 class Refusal(Exception):
@@ -89,6 +93,7 @@ class WebhookReceiver:
             raise Refusal(400, "body is not valid UTF-8 JSON") from None
         except RecursionError:
             raise Refusal(400, "body is nested too deeply") from None
+        ignored_pusher = self._config.ignores(event)
         return NewDelivery(
             delivery_id=delivery,
             event=kind,
@@ -96,7 +101,8 @@ class WebhookReceiver:
             repo=event.repo if event else repo_of(payload),
             payload=text,
             received_at=time.time(),
-            status="pending" if event else "ignored",
+            status="pending" if event and not ignored_pusher else "ignored",
+            note="pusher in NOTIFIER_IGNORE_PUSHERS" if ignored_pusher else None,
         )
 
     async def _signed_body(self, request: web.Request) -> bytes:

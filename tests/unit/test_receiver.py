@@ -37,7 +37,9 @@ class Intake:
         return len(await self.store.pending_deliveries())
 
 
-async def _intake(tmp_path: Path, secret: str | None, max_body: int) -> AsyncIterator[Intake]:
+async def _intake(
+    tmp_path: Path, secret: str | None, max_body: int, ignore: frozenset[str] = frozenset()
+) -> AsyncIterator[Intake]:
     store = Store(tmp_path / "db.sqlite3")
     await store.open()
     holder: list[Intake] = []
@@ -48,7 +50,7 @@ async def _intake(tmp_path: Path, secret: str | None, max_body: int) -> AsyncIte
     async def health() -> dict[str, Any]:
         return {"status": "ok"}
 
-    receiver = WebhookReceiver(store, WebhookConfig(secret, max_body), on_accepted=woke)
+    receiver = WebhookReceiver(store, WebhookConfig(secret, max_body, ignore), on_accepted=woke)
     client = TestClient(TestServer(create_app(receiver, health, max_body)))
     await client.start_server()
     holder.append(Intake(store, client))
@@ -238,3 +240,14 @@ async def test_receiver_keeps_answering_after_junk(intake: Intake) -> None:
     assert response.status == 200
     delivery = sign_delivery(sample_push(), SECRET)
     assert (await intake.post(delivery.body, delivery.headers))[0] == 202
+
+
+async def test_pushes_by_ignored_pushers_are_recorded_not_announced(tmp_path: Path) -> None:
+    async for quiet in _intake(tmp_path, SECRET, 64 * 1024, ignore=frozenset({"ci-bot"})):
+        delivery = sign_delivery(sample_push(pusher="CI-Bot"), SECRET, delivery_id="loop-1")
+        status, answer = await quiet.post(delivery.body, delivery.headers)
+        assert (status, answer["status"]) == (202, "ignored")
+        (recorded,) = await quiet.store.recent_deliveries()
+        assert (recorded.delivery_id, recorded.status) == ("loop-1", "ignored")
+        assert await quiet.rows() == 0
+        assert quiet.wakeups == 0
