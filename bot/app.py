@@ -74,7 +74,9 @@ def build_app(settings: Settings, on_fatal: Callable[[Exception], None]) -> web.
     )
     app = create_app(receiver, health.snapshot, settings.max_body_bytes)
     sender = Sender(client, store, outbox)
-    dispatcher = Dispatcher(store, inbox, outbox, settings.rate_limit_seconds)
+    dispatcher = Dispatcher(
+        store, inbox, outbox, settings.rate_limit_seconds, settings.retention_days * 86400
+    )
     _register_callbacks(client, settings, store, sync, sender, health)
     logged_in = asyncio.Event()
     app.cleanup_ctx.extend(

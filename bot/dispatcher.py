@@ -24,6 +24,7 @@ from formatters import Rendered, render, render_held
 log = logging.getLogger(__name__)
 
 IDLE_POLL_S = 5.0
+PRUNE_EVERY_S = 3600.0
 
 
 class Dispatcher:
@@ -33,21 +34,35 @@ class Dispatcher:
         inbox: Wakeup,
         outbox: Wakeup,
         window_s: float,
+        retention_s: float = 7 * 86400,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._inbox = inbox
         self._outbox = outbox
         self._window_s = window_s
+        self._retention_s = retention_s
         self._clock = clock
+        self._pruned_at = float("-inf")
 
     async def run(self) -> None:
         """Route and release forever, woken by the receiver after each commit."""
         while True:
+            await self.prune_if_due()
             await self.route_pending()
             next_release = await self.release_due()
             wait = IDLE_POLL_S if next_release is None else next_release - self._clock()
             await self._inbox.wait(min(IDLE_POLL_S, max(0.0, wait)))
+
+    async def prune_if_due(self) -> None:
+        """Bounded growth: once an hour, forget what is older than the retention period."""
+        now = self._clock()
+        if now - self._pruned_at < PRUNE_EVERY_S:
+            return
+        self._pruned_at = now
+        messages, deliveries = await self._store.prune(now - self._retention_s)
+        if messages or deliveries:
+            log.info("pruned %d message(s) and %d deliveries past retention", messages, deliveries)
 
     async def route_pending(self) -> int:
         """Route everything pending now; returns how many messages were queued."""

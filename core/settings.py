@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     admins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     ignore_pushers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
+    # How long delivered rows and dedup keys are kept; a replay older than this is new again.
+    retention_days: float = Field(default=7, gt=0)
     gitea_url: str | None = None
     gitea_token: SecretStr | None = None
     public_url: str | None = None

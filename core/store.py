@@ -314,6 +314,25 @@ class Store:
             )
             return cursor.rowcount
 
+    # --- retention ---------------------------------------------------------------------
+
+    async def prune(self, older_than: float) -> tuple[int, int]:
+        """Forget finished messages and deliveries (with their dedup keys) before a time.
+
+        Pending deliveries and those still held for a coalesced message are kept whatever
+        their age. Returns (messages, deliveries) removed.
+        """
+        async with self._transaction() as conn:
+            messages = await conn.execute(
+                "DELETE FROM outbox WHERE status != 'pending' AND created_at < ?", (older_than,)
+            )
+            deliveries = await conn.execute(
+                "DELETE FROM deliveries WHERE status != 'pending' AND received_at < ?"
+                " AND NOT EXISTS (SELECT 1 FROM held WHERE held.delivery_row = deliveries.id)",
+                (older_than,),
+            )
+            return messages.rowcount, deliveries.rowcount
+
     # --- health ------------------------------------------------------------------------
 
     async def failures_by_room(self) -> list[tuple[str, int, str]]:

@@ -124,7 +124,7 @@ async def test_held_events_survive_a_restart(store: Store, tmp_path: Path) -> No
     await reopened.open()
     try:
         clock.now = 2000.0
-        await Dispatcher(reopened, Wakeup(), Wakeup(), 60.0, clock).release_due()
+        await Dispatcher(reopened, Wakeup(), Wakeup(), 60.0, clock=clock).release_due()
         bodies = [m.body.split("\n")[0] for m in await queued(reopened)]
         assert bodies == [
             "[acme/widgets] alice pushed 1 commit to main",
@@ -150,3 +150,37 @@ async def test_unsubscribed_repo_is_closed_without_messages(store: Store) -> Non
     assert await store.pending_deliveries() == []
     (delivery,) = await store.recent_deliveries()
     assert delivery.status == "unrouted"
+
+
+DAY = 86400.0
+
+
+async def test_retention_forgets_old_finished_rows_but_keeps_dedup_keys_until_then(
+    store: Store,
+) -> None:
+    clock = Clock(100 * DAY)
+    dispatcher = Dispatcher(store, Wakeup(), Wakeup(), 60.0, retention_s=7 * DAY, clock=clock)
+    await store.subscribe(ROOM_A, "acme/widgets", "@a:x")
+    await accept(store, "acme/widgets", 1)  # received_at 0.0: long past retention
+    await accept(store, "acme/widgets", 2)
+    await dispatcher.route_pending()  # 1 sent now, 2 held
+    await queued(store)
+    await store.mark_sent(1, "$sent")
+
+    await dispatcher.prune_if_due()
+    recorded = {d.delivery_id: d.status for d in await store.recent_deliveries()}
+    assert recorded == {"acme/widgets-2": "routed"}  # held for its window: kept
+    (held,) = await store.held_groups()
+    assert held.count == 1
+
+
+async def test_a_replay_within_retention_is_still_a_duplicate(store: Store) -> None:
+    clock = Clock(6 * DAY)
+    dispatcher = Dispatcher(store, Wakeup(), Wakeup(), 0, retention_s=7 * DAY, clock=clock)
+    await accept(store, "acme/widgets", 1)
+    await dispatcher.route_pending()
+    await dispatcher.prune_if_due()
+    payload = json.dumps(sample_push("acme/widgets", message="acme/widgets change 1"))
+    digest = hashlib.sha256(payload.encode()).hexdigest()
+    replay = NewDelivery("new-id", "push", digest, "acme/widgets", payload, 6 * DAY, "pending")
+    assert not await store.record_delivery(replay)
