@@ -25,6 +25,7 @@ from nio import (
     InviteMemberEvent,
     RoomGetStateResponse,
     RoomMessageText,
+    RoomUpgradeEvent,
 )
 
 from bot.commands import CommandContext, CommandRouter
@@ -34,6 +35,7 @@ from bot.invites import InvitePolicy
 from bot.login import HomeserverUnavailable, LoginError, log_in
 from bot.message import text_to_html
 from bot.permissions import PermissionChecker
+from bot.room_upgrades import RoomUpgrades
 from bot.sender import Sender
 from bot.sync_loop import SyncLoop
 from core.settings import ConfigError, Settings
@@ -77,7 +79,7 @@ def build_app(settings: Settings, on_fatal: Callable[[Exception], None]) -> web.
     dispatcher = Dispatcher(
         store, inbox, outbox, settings.rate_limit_seconds, settings.retention_days * 86400
     )
-    _register_callbacks(client, settings, store, sync, sender, health)
+    _register_callbacks(client, settings, store, sync, sender, health, outbox)
     logged_in = asyncio.Event()
     app.cleanup_ctx.extend(
         [
@@ -104,6 +106,7 @@ def _register_callbacks(
     sync: SyncLoop,
     sender: Sender,
     health: Health,
+    outbox: Wakeup,
 ) -> None:
     assert settings.user_id
 
@@ -126,8 +129,10 @@ def _register_callbacks(
     permissions = PermissionChecker(settings.command_power_level, settings.admins, fetch_create)
     router = CommandRouter(settings.user_id, permissions, context, reply, sync.live)
     invites = InvitePolicy(client, settings.user_id, settings.admins)
+    upgrades = RoomUpgrades(client, store, outbox)
     client.add_event_callback(_guarded(router.on_message), RoomMessageText)
     client.add_event_callback(_guarded(invites.on_invite), InviteMemberEvent)
+    client.add_event_callback(_guarded(upgrades.on_tombstone), RoomUpgradeEvent)
 
 
 def _guarded(callback: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:

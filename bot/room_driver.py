@@ -7,15 +7,18 @@ message that arrives before someone starts waiting for it is not missed.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 from nio import (
     AsyncClient,
     AsyncClientConfig,
     LoginResponse,
     RoomCreateResponse,
+    RoomPreset,
     RoomSendResponse,
     SyncResponse,
 )
@@ -61,10 +64,13 @@ class RoomDriver:
                 self.timeline.setdefault(room_id, []).append(event.source)
                 self.seen_at[event.source.get("event_id", "")] = now
 
-    async def create_room(self, invite: list[str], room_version: str | None = None) -> str:
-        """A private room; without `room_version` the homeserver's default (12 on Synapse)."""
+    async def create_room(
+        self, invite: list[str], room_version: str | None = None, public: bool = False
+    ) -> str:
+        """A private (or public) room; without `room_version` the server's default (12)."""
+        preset = RoomPreset.public_chat if public else RoomPreset.private_chat
         response = await self.client.room_create(
-            name="forge-notifier test", invite=invite, room_version=room_version
+            name="forge-notifier test", invite=invite, room_version=room_version, preset=preset
         )
         if not isinstance(response, RoomCreateResponse):
             raise DriverError(f"room creation failed: {response}")
@@ -110,6 +116,23 @@ class RoomDriver:
             ),
             timeout,
         )
+
+    async def upgrade(self, room_id: str, new_version: str) -> str:
+        """Upgrade the room (the homeserver tombstones it); returns the replacement room."""
+        path = f"/_matrix/client/v3/rooms/{quote(room_id)}/upgrade"
+        response = await self.client.send(
+            "POST",
+            path,
+            json.dumps({"new_version": new_version}),
+            headers={"Authorization": f"Bearer {self.client.access_token}"},
+        )
+        answer = await response.json()
+        if response.status != 200:
+            raise DriverError(f"upgrade of {room_id} failed: {answer}")
+        return str(answer["replacement_room"])
+
+    async def kick(self, room_id: str, user_id: str) -> None:
+        await self.client.room_kick(room_id, user_id, reason="test")
 
     async def set_power_level(self, room_id: str, user_id: str, level: int) -> None:
         state = await self.client.room_get_state_event(room_id, "m.room.power_levels")

@@ -262,6 +262,30 @@ class Store:
         )
         return [Subscription.from_row(row) for row in rows]
 
+    async def move_room(self, old_room: str, new_room: str) -> int:
+        """Move a room's subscriptions, held events and unsent messages (room upgrade).
+
+        Where the new room already has a subscription to the same repository, the new
+        room's own one wins. Returns how many subscriptions moved.
+        """
+        async with self._transaction() as conn:
+            moved = await conn.execute(
+                "UPDATE OR IGNORE subscriptions SET room_id = ? WHERE room_id = ?",
+                (new_room, old_room),
+            )
+            await conn.execute("DELETE FROM subscriptions WHERE room_id = ?", (old_room,))
+            await conn.execute(
+                "UPDATE OR IGNORE rate_windows SET room_id = ? WHERE room_id = ?",
+                (new_room, old_room),
+            )
+            await conn.execute("DELETE FROM rate_windows WHERE room_id = ?", (old_room,))
+            for table, extra in (("held", ""), ("outbox", " AND status = 'pending'")):
+                await conn.execute(
+                    f"UPDATE {table} SET room_id = ? WHERE room_id = ?{extra}",
+                    (new_room, old_room),
+                )
+            return moved.rowcount
+
     # --- outbox ------------------------------------------------------------------------
 
     async def due_messages(self, now: float, limit: int = 50) -> list[OutboxMessage]:

@@ -1,0 +1,236 @@
+"""Never lose, never duplicate, never flood — against a real Synapse, with real failures.
+
+Each test prints the figures it observed (counts, drain times) for the closing notes; none
+asserts a timing.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from bot.room_driver import Event, RoomDriver, notice_from
+from bot.sample import post_delivery, sample_push, sign_delivery
+from tests.daemon_process import Daemon
+from tests.integration.conftest import WEBHOOK_SECRET, Homeserver, command, push, room_with_bot
+
+SUMMARY = re.compile(r"^\[(?P<repo>[^\]]+)\] (?P<p>\d+) pushes \((?P<c>\d+) commits?\)")
+
+
+@pytest.fixture
+def make_daemon(homeserver: Homeserver, tmp_path: Path) -> Iterator[type[Daemon]]:
+    started: list[Daemon] = []
+
+    def factory(**env: str) -> Daemon:
+        bot = homeserver.bot
+        daemon = Daemon(
+            homeserver.url,
+            bot.user_id,
+            bot.password,
+            WEBHOOK_SECRET,
+            tmp_path / f"d{len(started)}",
+            **env,
+        )
+        daemon.state_dir.parent.mkdir(parents=True, exist_ok=True)
+        started.append(daemon)
+        daemon.start()
+        return daemon
+
+    yield factory  # type: ignore[misc]
+    for daemon in started:
+        daemon.stop()
+
+
+def _tag() -> str:
+    return uuid.uuid4().hex[:8]
+
+
+def _bodies(driver: RoomDriver, room: str, bot: str, contains: str) -> list[str]:
+    return [e["content"]["body"] for e in driver.events(room, notice_from(bot, contains))]
+
+
+async def _post_many(daemon: Daemon, repo: str, markers: list[str]) -> list[int]:
+    async with aiohttp.ClientSession() as session:
+        statuses = []
+        for marker in markers:
+            delivery = sign_delivery(sample_push(repo, message=marker), WEBHOOK_SECRET)
+            statuses.append((await post_delivery(session, daemon.webhook_url, delivery))[0])
+        return statuses
+
+
+async def _wait_all(
+    driver: RoomDriver, room: str, bot: str, markers: list[str], timeout: float
+) -> float:
+    """Sync until every marker was seen; returns the seconds it took."""
+    started = time.monotonic()
+    deadline = started + timeout
+    while not all(_bodies(driver, room, bot, m) for m in markers):
+        if time.monotonic() > deadline:
+            missing = [m for m in markers if not _bodies(driver, room, bot, m)]
+            raise AssertionError(f"{len(missing)} of {len(markers)} never arrived: {missing[:3]}")
+        await driver.sync(timeout_ms=2000)
+    return time.monotonic() - started
+
+
+def _assert_once_in_order(driver: RoomDriver, room: str, bot: str, markers: list[str]) -> None:
+    notices: list[Event] = driver.events(room, notice_from(bot))
+    seen = [m for e in notices for m in markers if m in e["content"]["body"]]
+    assert sorted(seen) == sorted(markers), "a marker is missing or appears twice"
+    assert seen == markers, "messages arrived out of order"
+
+
+async def test_burst_is_coalesced_per_repo(
+    homeserver: Homeserver, make_daemon: type[Daemon], alice: RoomDriver
+) -> None:
+    daemon = make_daemon(NOTIFIER_RATE_LIMIT_SECONDS="3")
+    bot, tag = homeserver.bot.user_id, _tag()
+    room = await room_with_bot(alice, bot)
+    widgets, gadgets = f"burst{tag}/widgets", f"burst{tag}/gadgets"
+    await command(alice, room, bot, f"!subscribe burst{tag}/*", "Subscribed")
+    commits = [1 + i % 3 for i in range(20)]
+    for i, n in enumerate(commits):
+        status, _, _ = await push(daemon, widgets, f"w{i}-{tag}", commits=n)
+        assert status == 202
+    for i in range(3):
+        await push(daemon, gadgets, f"g{i}-{tag}")
+
+    await alice.wait_for(room, notice_from(bot, f"[{widgets}] 19 pushes"), timeout=20)
+    await alice.wait_for(room, notice_from(bot, f"[{gadgets}] 2 pushes"), timeout=20)
+    mine = _bodies(alice, room, bot, f"[{widgets}]")
+    assert len(mine) == 2
+    assert mine[0].startswith(f"[{widgets}] alice pushed 1 commit to main")
+    summary = SUMMARY.match(mine[1])
+    assert summary and (int(summary["p"]), int(summary["c"])) == (19, sum(commits[1:]))
+    assert len(_bodies(alice, room, bot, f"[{gadgets}]")) == 2
+    print(f"\nburst: 20 pushes → {len(mine)} messages; 3 pushes of another repo → 2")
+
+
+async def test_homeserver_outage_loses_nothing(
+    homeserver: Homeserver, make_daemon: type[Daemon], alice: RoomDriver
+) -> None:
+    daemon = make_daemon()
+    bot, tag = homeserver.bot.user_id, _tag()
+    room = await room_with_bot(alice, bot)
+    await command(alice, room, bot, f"!subscribe outage{tag}/repo", "Subscribed")
+    markers = [f"outage-{i:02d}-{tag}" for i in range(50)]
+    homeserver.synapse.stop()
+    try:
+        statuses = await _post_many(daemon, f"outage{tag}/repo", markers)
+        assert statuses == [202] * 50
+        assert daemon.health()["queue"]["pending"] >= 1
+    finally:
+        homeserver.synapse.start()
+    drained = await _wait_all(alice, room, bot, markers, timeout=90)
+    _assert_once_in_order(alice, room, bot, markers)
+    print(f"\noutage: sent 50, delivered {len(markers)} once each, drained in {drained:.1f} s")
+
+
+async def test_sigkill_while_draining_loses_and_duplicates_nothing(
+    homeserver: Homeserver, make_daemon: type[Daemon], alice: RoomDriver
+) -> None:
+    daemon = make_daemon()
+    bot, tag = homeserver.bot.user_id, _tag()
+    room = await room_with_bot(alice, bot)
+    repo = f"kill{tag}/repo"
+    await command(alice, room, bot, f"!subscribe {repo}", "Subscribed")
+    markers = [f"kill-{i:03d}-{tag}" for i in range(200)]
+    assert await _post_many(daemon, repo, markers) == [202] * 200
+    while len(_bodies(alice, room, bot, "kill-")) < 20:
+        await alice.sync()
+    before_kill = len(_bodies(alice, room, bot, "kill-"))
+    daemon.stop(signal.SIGKILL)
+    daemon.start()
+    drained = await _wait_all(alice, room, bot, markers, timeout=120)
+    _assert_once_in_order(alice, room, bot, markers)
+    print(
+        f"\nSIGKILL after ≥{before_kill} of 200 delivered: all 200 once each, "
+        f"rest drained in {drained:.1f} s after restart"
+    )
+
+
+async def test_sigterm_drains_and_restart_delivers_the_rest_once(
+    homeserver: Homeserver, make_daemon: type[Daemon], alice: RoomDriver
+) -> None:
+    daemon = make_daemon()
+    bot, tag = homeserver.bot.user_id, _tag()
+    room = await room_with_bot(alice, bot)
+    repo = f"term{tag}/repo"
+    await command(alice, room, bot, f"!subscribe {repo}", "Subscribed")
+    markers = [f"term-{i:03d}-{tag}" for i in range(100)]
+    assert await _post_many(daemon, repo, markers) == [202] * 100
+    while len(_bodies(alice, room, bot, "term-")) < 10:
+        await alice.sync()
+    stopping = time.monotonic()
+    assert daemon.stop(signal.SIGTERM) == 0  # a clean exit, not the fixture's SIGKILL
+    stopped_in = time.monotonic() - stopping
+    daemon.start()
+    await _wait_all(alice, room, bot, markers, timeout=120)
+    _assert_once_in_order(alice, room, bot, markers)
+    print(f"\nSIGTERM with a backlog: exited 0 in {stopped_in:.1f} s; all 100 once each")
+
+
+async def test_kicked_room_fails_visibly_and_others_keep_receiving(
+    homeserver: Homeserver, make_daemon: type[Daemon], alice: RoomDriver
+) -> None:
+    daemon = make_daemon()
+    bot, tag = homeserver.bot.user_id, _tag()
+    repo = f"kick{tag}/repo"
+    gone, kept = await room_with_bot(alice, bot), await room_with_bot(alice, bot)
+    for room in (gone, kept):
+        await command(alice, room, bot, f"!subscribe {repo}", "Subscribed")
+    await alice.kick(gone, bot)
+    first, second = f"k1-{tag}", f"k2-{tag}"
+    await push(daemon, repo, first)
+    await push(daemon, repo, second)
+    await _wait_all(alice, kept, bot, [first, second], timeout=30)
+    health = await command(alice, kept, bot, "!health", "Failed")
+    assert f"to {gone}" in health
+    assert "M_FORBIDDEN" in health
+    failures = daemon.health()["failures"]
+    assert [(f["room"], f["failed"]) for f in failures] == [(gone, 2)]
+    assert _bodies(alice, gone, bot, first) == []
+
+
+async def test_ignored_pusher_is_recorded_not_announced(
+    homeserver: Homeserver, make_daemon: type[Daemon], alice: RoomDriver
+) -> None:
+    daemon = make_daemon(NOTIFIER_IGNORE_PUSHERS="ci-bot,renovate")
+    bot, tag = homeserver.bot.user_id, _tag()
+    room = await room_with_bot(alice, bot)
+    repo = f"loop{tag}/repo"
+    await command(alice, room, bot, f"!subscribe {repo}", "Subscribed")
+    status, answer, _ = await push(daemon, repo, f"bot-{tag}", pusher="ci-bot")
+    assert (status, answer["status"]) == (202, "ignored")
+    human = f"human-{tag}"
+    await push(daemon, repo, human)
+    await alice.wait_for(room, notice_from(bot, human))
+    assert _bodies(alice, room, bot, f"bot-{tag}") == []
+    assert "ignored" in daemon.log()
+
+
+async def test_room_upgrade_moves_subscriptions_to_the_new_room(
+    homeserver: Homeserver, make_daemon: type[Daemon], alice: RoomDriver
+) -> None:
+    daemon = make_daemon()
+    bot, tag = homeserver.bot.user_id, _tag()
+    repo = f"upgrade{tag}/repo"
+    old = await alice.create_room(invite=[bot], public=True)
+    await alice.wait_for_member(old, bot)
+    await command(alice, old, bot, f"!subscribe {repo}", "Subscribed")
+    new = await alice.upgrade(old, "12")
+    await alice.wait_for_member(new, bot, timeout=30)
+    marker = f"after-upgrade-{tag}"
+    await push(daemon, repo, marker)
+    await alice.wait_for(new, notice_from(bot, marker))
+    listing = await command(alice, new, bot, "!subscriptions", repo)
+    assert repo in listing
+    assert all(
+        entry["rooms"] == [new] for entry in daemon.health()["repos"] if entry["repo"] == repo
+    )
