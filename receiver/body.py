@@ -13,6 +13,15 @@ FORM_TYPES = frozenset({"application/x-www-form-urlencoded"})
 ACCEPTED_TYPES = JSON_TYPES | FORM_TYPES
 
 
+def media_type(header: str) -> str:
+    """The `type/subtype` of a Content-Type header, lower-case, parameters dropped.
+
+    Parsed here rather than by aiohttp, whose parser (the stdlib email package) raises on
+    some malformed parameters (e.g. `;0*`) and would turn junk into a 500.
+    """
+    return header.split(";", 1)[0].strip().lower()
+
+
 class BodyError(ValueError):
     """The body cannot carry a payload; the message is short and safe to return."""
 

@@ -21,7 +21,7 @@ from aiohttp import web
 from core.events import AnnouncedEvent, PayloadError, PushEvent, parse_event, repo_of
 from core.records import NewDelivery
 from core.store import Store
-from receiver.body import ACCEPTED_TYPES, BodyError, signed_payload
+from receiver.body import ACCEPTED_TYPES, BodyError, media_type, signed_payload
 from receiver.headers import delivery_id, event_kind
 from receiver.signature import SignatureCheck, verify
 
@@ -106,7 +106,8 @@ class WebhookReceiver:
         )
 
     async def _signed_body(self, request: web.Request) -> bytes:
-        if request.content_type not in ACCEPTED_TYPES:
+        content_type = media_type(request.headers.get("Content-Type", ""))
+        if content_type not in ACCEPTED_TYPES:
             raise Refusal(415, "content type must be application/json or form-encoded")
         length = request.content_length
         if length is not None and length > self._config.max_body_bytes:
@@ -118,7 +119,7 @@ class WebhookReceiver:
         if len(raw) > self._config.max_body_bytes:
             raise Refusal(413, "body too large")
         try:
-            return signed_payload(request.content_type, raw)
+            return signed_payload(content_type, raw)
         except BodyError as exc:
             raise Refusal(400, str(exc)) from None
 
