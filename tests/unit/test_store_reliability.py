@@ -1,0 +1,66 @@
+"""Store operations behind recovery: retry-now after an outage, failures, room upgrades."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from core.records import NewDelivery, NewMessage
+from core.store import Store
+
+OLD, NEW, OTHER = "!old:x", "!new:x", "!other:x"
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    opened = Store(tmp_path / "db.sqlite3")
+    await opened.open()
+    yield opened
+    await opened.close()
+
+
+async def queue(store: Store, *rooms: str, hold: tuple[str, ...] = ()) -> None:
+    n = len(await store.recent_deliveries(1000))
+    await store.record_delivery(
+        NewDelivery(f"d{n}", "push", f"sha{n}", "acme/widgets", "{}", 1.0, "pending")
+    )
+    (delivery,) = await store.pending_deliveries()
+    messages = [NewMessage(room, "acme/widgets", f"body {n}", "<p>x</p>") for room in rooms]
+    await store.route_delivery(delivery.id, messages, "routed", None, hold, "acme/widgets", 10.0)
+
+
+async def test_retry_now_skips_rows_waiting_out_a_rate_limit(store: Store) -> None:
+    await queue(store, OLD, OTHER)
+    backoff, limited = await store.due_messages(now=20.0)
+    await store.mark_retry(backoff.id, 500.0, "network: ClientConnectorError")
+    await store.mark_retry(limited.id, 500.0, "M_LIMIT_EXCEEDED: slow down")
+    assert await store.retry_now(30.0) == 1
+    assert [m.id for m in await store.due_messages(now=30.0)] == [backoff.id]
+
+
+async def test_failures_by_room_reports_count_and_latest_reason(store: Store) -> None:
+    await queue(store, OLD)
+    await queue(store, OLD)
+    for message_id, reason in ((1, "M_FORBIDDEN: not in room"), (2, "M_FORBIDDEN: kicked")):
+        await store.mark_failed(message_id, reason)
+    assert await store.failures_by_room() == [(OLD, 2, "M_FORBIDDEN: kicked")]
+    assert (await store.queue_stats(now=20.0)).failed == 2
+
+
+async def test_move_room_carries_subscriptions_held_events_and_unsent_messages(
+    store: Store,
+) -> None:
+    await store.subscribe(OLD, "acme/widgets", "@a:x")
+    await store.subscribe(OLD, "acme/gadgets", "@a:x")
+    await store.subscribe(NEW, "acme/gadgets", "@b:x", branch_glob="main")
+    await queue(store, OLD)
+    await queue(store, hold=(OLD,))
+    assert await store.move_room(OLD, NEW) == 1
+    subs = {(s.room_id, s.repo, s.branch_glob) for s in await store.subscriptions()}
+    assert subs == {(NEW, "acme/widgets", None), (NEW, "acme/gadgets", "main")}
+    assert [m.room_id for m in await store.due_messages(now=20.0)] == [NEW]
+    assert [(g.room_id, g.count) for g in await store.held_groups()] == [(NEW, 1)]
+    assert (await store.pair_states("acme/widgets", [NEW]))[NEW].last_sent_at == 10.0
+    assert await store.move_room(OLD, NEW) == 0  # a tombstone seen again changes nothing
