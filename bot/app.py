@@ -9,7 +9,6 @@ it holds (bounded), the client closes, and the store closes last.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -32,11 +31,12 @@ from bot.commands import CommandContext, CommandRouter
 from bot.dispatcher import Dispatcher
 from bot.health import Health
 from bot.invites import InvitePolicy
-from bot.login import HomeserverUnavailable, LoginError, log_in
+from bot.login import HomeserverUnavailable, log_in
 from bot.message import text_to_html
 from bot.permissions import PermissionChecker
 from bot.room_upgrades import RoomUpgrades
 from bot.sender import Sender
+from bot.supervision import Supervisor, cancel
 from bot.sync_loop import SyncLoop
 from core.settings import ConfigError, Settings
 from core.store import Store
@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 SENDER_DRAIN_S = 5.0
 LOGIN_RETRY_CAP_S = 60.0
+FIRST_LOGIN_S = 10.0
+LOGIN_TIMEOUT_S = 60.0
 
 
 def build_app(settings: Settings, on_fatal: Callable[[Exception], None]) -> web.Application:
@@ -81,12 +83,13 @@ def build_app(settings: Settings, on_fatal: Callable[[Exception], None]) -> web.
     )
     _register_callbacks(client, settings, store, sync, sender, health, outbox)
     logged_in = asyncio.Event()
+    tasks = Supervisor(on_fatal)
     app.cleanup_ctx.extend(
         [
             functools.partial(_store_ctx, store),
-            functools.partial(_matrix_ctx, client, settings, logged_in, on_fatal),
-            functools.partial(_delivery_ctx, dispatcher, sender, outbox, logged_in),
-            functools.partial(_sync_ctx, sync, logged_in),
+            functools.partial(_matrix_ctx, client, settings, logged_in, tasks),
+            functools.partial(_delivery_ctx, dispatcher, sender, outbox, logged_in, tasks),
+            functools.partial(_sync_ctx, sync, logged_in, tasks),
         ]
     )
     return app
@@ -159,23 +162,30 @@ async def _matrix_ctx(
     client: AsyncClient,
     settings: Settings,
     logged_in: asyncio.Event,
-    on_fatal: Callable[[Exception], None],
+    tasks: Supervisor,
     _: web.Application,
 ) -> AsyncIterator[None]:
-    """Log in before listening when possible; a refused login stops startup."""
+    """Log in before listening when possible; a refused login stops startup.
+
+    The first attempt is bounded: Gitea does not retry, so the receiver must not wait long
+    for a slow homeserver before it listens.
+    """
     task = None
-    if not await _try_log_in(client, settings):
-        task = asyncio.create_task(_keep_trying_log_in(client, settings, logged_in, on_fatal))
-    else:
+    if await _try_log_in(client, settings, FIRST_LOGIN_S):
         logged_in.set()
+    else:
+        task = tasks.start(_keep_trying_log_in(client, settings, logged_in), "login")
     yield
-    await _cancel(task)
+    await cancel(task)
     await client.close()
 
 
-async def _try_log_in(client: AsyncClient, settings: Settings) -> bool:
+async def _try_log_in(
+    client: AsyncClient, settings: Settings, timeout_s: float = LOGIN_TIMEOUT_S
+) -> bool:
     try:
-        how = await log_in(client, settings)
+        async with asyncio.timeout(timeout_s):
+            how = await log_in(client, settings)
     except (HomeserverUnavailable, aiohttp.ClientError, TimeoutError) as exc:
         log.warning(
             "homeserver %s unreachable (%s); webhooks are still accepted, retrying",
@@ -194,22 +204,14 @@ async def _try_log_in(client: AsyncClient, settings: Settings) -> bool:
 
 
 async def _keep_trying_log_in(
-    client: AsyncClient,
-    settings: Settings,
-    logged_in: asyncio.Event,
-    on_fatal: Callable[[Exception], None],
+    client: AsyncClient, settings: Settings, logged_in: asyncio.Event
 ) -> None:
+    """Retry until logged in; a refused login (LoginError) ends the task and the daemon."""
     delay = 1.0
-    while True:
+    while not await _try_log_in(client, settings):
         await asyncio.sleep(delay)
-        try:
-            if await _try_log_in(client, settings):
-                logged_in.set()
-                return
-        except LoginError as exc:
-            on_fatal(exc)
-            return
         delay = min(LOGIN_RETRY_CAP_S, delay * 2)
+    logged_in.set()
 
 
 async def _delivery_ctx(
@@ -217,37 +219,29 @@ async def _delivery_ctx(
     sender: Sender,
     outbox: Wakeup,
     logged_in: asyncio.Event,
+    tasks: Supervisor,
     _: web.Application,
 ) -> AsyncIterator[None]:
-    routing = asyncio.create_task(dispatcher.run(), name="dispatcher")
-    sending = asyncio.create_task(sender.run(logged_in), name="sender")
+    routing = tasks.start(dispatcher.run(), "dispatcher")
+    sending = tasks.start(sender.run(logged_in), "sender")
     yield
-    await _cancel(routing)
-    sender.stop()
-    outbox.set()
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(asyncio.shield(sending), SENDER_DRAIN_S)
-    await _cancel(sending)
+    await cancel(routing)
+    if logged_in.is_set():  # otherwise it never started: nothing in hand to finish
+        sender.stop()
+        await asyncio.wait({sending}, timeout=SENDER_DRAIN_S)
+    await cancel(sending)
 
 
 async def _sync_ctx(
-    sync: SyncLoop, logged_in: asyncio.Event, _: web.Application
+    sync: SyncLoop, logged_in: asyncio.Event, tasks: Supervisor, _: web.Application
 ) -> AsyncIterator[None]:
     async def run() -> None:
         await logged_in.wait()
         await sync.run()
 
-    task = asyncio.create_task(run(), name="sync")
+    task = tasks.start(run(), "sync")
     yield
-    await _cancel(task)
-
-
-async def _cancel(task: asyncio.Task[Any] | None) -> None:
-    if task is None or task.done():
-        return
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await cancel(task)
 
 
 async def serve(settings: Settings, stop: asyncio.Event) -> None:

@@ -18,6 +18,7 @@ import aiohttp
 
 from bot.app import serve
 from bot.login import HomeserverUnavailable, LoginError, log_in
+from bot.supervision import BackgroundTaskFailed
 from core.settings import ConfigError, Settings, load_settings
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,9 @@ def _run(settings: Settings, _: argparse.Namespace) -> int:
         return EXIT_CONFIG
     except LoginError as exc:
         print(f"forge-notifier: login refused: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except BackgroundTaskFailed as exc:
+        print(f"forge-notifier: stopped: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except OSError as exc:
         print(f"forge-notifier: cannot start: {exc}", file=sys.stderr)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 
 IDLE_POLL_S = 5.0
 PRUNE_EVERY_S = 3600.0
+STORE_RETRY_S = 1.0
 
 
 class Dispatcher:
@@ -48,9 +50,13 @@ class Dispatcher:
     async def run(self) -> None:
         """Route and release forever, woken by the receiver after each commit."""
         while True:
-            await self.prune_if_due()
-            await self.route_pending()
-            next_release = await self.release_due()
+            try:
+                await self.prune_if_due()
+                await self.route_pending()
+                next_release = await self.release_due()
+            except sqlite3.Error:
+                log.exception("store error while dispatching; retrying shortly")
+                next_release = self._clock() + STORE_RETRY_S
             wait = IDLE_POLL_S if next_release is None else next_release - self._clock()
             await self._inbox.wait(min(IDLE_POLL_S, max(0.0, wait)))
 
@@ -69,10 +75,21 @@ class Dispatcher:
         queued = 0
         while batch := await self._store.pending_deliveries():
             for delivery in batch:
-                queued += await self._route(delivery)
+                queued += await self._route_isolated(delivery)
         if queued:
             self._outbox.set()
         return queued
+
+    async def _route_isolated(self, delivery: Delivery) -> int:
+        """Route one delivery; one that cannot be routed is closed, not retried for ever."""
+        try:
+            return await self._route(delivery)
+        except sqlite3.Error:
+            raise  # the store's trouble, not the delivery's: retried by the loop
+        except Exception as exc:
+            log.exception("delivery %s cannot be routed; closing it", delivery.delivery_id)
+            await self._store.route_delivery(delivery.id, [], "failed", repr(exc)[:500])
+            return 0
 
     async def _route(self, delivery: Delivery) -> int:
         parsed = await self._parse_or_close(delivery)
@@ -115,7 +132,7 @@ class Dispatcher:
         released = 0
         for group in await self._store.held_groups():
             if window_open(group.last_sent_at, now, self._window_s):
-                await self._release(group)
+                await self._release_isolated(group)
                 released += 1
             else:
                 opens = (group.last_sent_at or now) + self._window_s
@@ -123,6 +140,20 @@ class Dispatcher:
         if released:
             self._outbox.set()
         return next_open
+
+    async def _release_isolated(self, group: HeldGroup) -> None:
+        try:
+            await self._release(group)
+        except sqlite3.Error:
+            raise
+        except Exception:
+            log.exception(
+                "held events of %s for %s cannot be released; dropping the group",
+                group.repo,
+                group.room_id,
+            )
+            held = await self._store.held_deliveries(group.room_id, group.repo)
+            await self._store.release_held([i for i, _ in held], None, None, self._clock())
 
     async def _release(self, group: HeldGroup) -> None:
         held = await self._store.held_deliveries(group.room_id, group.repo)
@@ -134,9 +165,8 @@ class Dispatcher:
         message = None
         if rendered is not None:
             message = NewMessage(group.room_id, events[0].repo, rendered.body, rendered.html)
-        await self._store.release_held(
-            group.room_id, group.repo, held[-1][0], message, last_row, self._clock()
-        )
+        held_ids = [held_id for held_id, _ in held]
+        await self._store.release_held(held_ids, message, last_row, self._clock())
         log.info(
             "released %d held event(s) of %s to %s as one message",
             len(held),

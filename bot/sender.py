@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ PERMANENT_ERRORS = frozenset({"M_FORBIDDEN", "M_NOT_FOUND", "M_BAD_JSON", "M_TOO
 BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 300.0
 IDLE_POLL_S = 5.0
+STORE_RETRY_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,14 @@ class Sender:
         """Send due messages until stopped; sleep until the next is due or new work arrives."""
         await ready.wait()
         while not self._stopping:
-            if await self.send_due() == 0 and not self._stopping:
-                await self._wakeup.wait(await self._idle_wait())
+            try:
+                sent = await self.send_due()
+                idle = await self._idle_wait()
+            except sqlite3.Error:
+                log.exception("store error while sending; retrying shortly")
+                sent, idle = 0, STORE_RETRY_S
+            if sent == 0 and not self._stopping:
+                await self._wakeup.wait(idle)
 
     async def _idle_wait(self) -> float:
         next_at = await self._store.next_due_at()
@@ -126,12 +134,20 @@ class Sender:
 
 
 def _classify_error(response: ErrorResponse) -> SendOutcome:
+    """429 waits as told; other 4xx cannot succeed by retrying; 5xx and the rest back off.
+
+    An unknown token is the exception among 4xx: the message is fine, the session is not
+    (the sync loop notices and the daemon restarts with a fresh login), so it is retried.
+    """
     code = str(response.status_code or "no error code")
     error = f"{code}: {response.message}" if response.message else code
-    if code == "M_LIMIT_EXCEEDED":
+    http = response.transport_response.status if response.transport_response else None
+    if code == "M_LIMIT_EXCEEDED" or http == 429:
         wait = (response.retry_after_ms or 1000) / 1000
         return SendOutcome(error=error, retry=True, retry_after_s=wait)
-    if code in PERMANENT_ERRORS:
+    if code == "M_UNKNOWN_TOKEN":
+        return SendOutcome(error=error, retry=True)
+    if code in PERMANENT_ERRORS or (http is not None and 400 <= http < 500):
         return SendOutcome(error=error)
     return SendOutcome(error=error, retry=True)
 

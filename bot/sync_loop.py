@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import aiohttp
 from nio import AsyncClient, SyncError
 
+from bot.login import LoginError
+
 log = logging.getLogger(__name__)
 
 LONG_POLL_MS = 30_000
@@ -71,6 +73,11 @@ class SyncLoop:
         except (aiohttp.ClientError, TimeoutError) as exc:
             return self._failed(f"network: {type(exc).__name__}")
         if isinstance(response, SyncError):
+            if response.status_code == "M_UNKNOWN_TOKEN":
+                raise LoginError(
+                    "the homeserver no longer accepts the bot's session "
+                    "(M_UNKNOWN_TOKEN); a restart logs in again"
+                )
             return self._failed(f"{response.status_code}: {response.message}")
         self.state = LinkState(connected=True, last_sync=time.time())
         return True

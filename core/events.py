@@ -10,7 +10,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+)
 
 ZERO_SHA = re.compile(r"^0+$")
 REPO_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -25,7 +32,17 @@ def _none_to_empty_str(value: Any) -> Any:
     return "" if value is None else value
 
 
-Text = Annotated[str, BeforeValidator(_none_to_empty_str)]
+def _encodable(value: str) -> str:
+    """JSON may carry lone surrogates (`\\ud800`) that no forge sends and SQLite rejects."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("contains invalid unicode") from None
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_none_to_empty_str), AfterValidator(_encodable)]
+Name = Annotated[str, Field(min_length=1), AfterValidator(_encodable)]
 
 
 class PayloadError(ValueError):
@@ -53,7 +70,7 @@ class CommitAuthor(_Model):
 
 
 class Commit(_Model):
-    id: str = Field(min_length=1)
+    id: Name
     message: Text = ""
     url: Text = ""
     author: CommitAuthor = CommitAuthor()
@@ -78,7 +95,7 @@ class PushEvent(_Model):
 
     kind: ClassVar[str] = "push"
 
-    ref: str = Field(min_length=1)
+    ref: Name
     before: Text = ""
     after: Text = ""
     compare_url: Text = ""

@@ -24,12 +24,12 @@ def decide(last_sent_at: float | None, holding: bool, now: float, window_s: floa
     coalesced message keeps the events in order.
     A window of 0 turns rate limiting off.
     """
-    if window_s <= 0:
-        return Decision(True, now)
     open_at = now if last_sent_at is None else max(now, last_sent_at + window_s)
-    if holding or open_at > now:
-        return Decision(False, open_at)
-    return Decision(True, now)
+    if holding:  # even with limiting off: held events (from before a restart) go first
+        return Decision(False, open_at if window_s > 0 else now)
+    if window_s <= 0 or open_at <= now:
+        return Decision(True, now)
+    return Decision(False, open_at)
 
 
 def window_open(last_sent_at: float | None, now: float, window_s: float) -> bool:

@@ -10,8 +10,10 @@ marked sent only after the homeserver accepted it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -81,11 +83,16 @@ class Store:
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
         async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
+            # BEGIN inside the try, and ROLLBACK unconditionally: a cancelled statement still
+            # runs in aiosqlite's thread, in order, so a BEGIN interrupted here may start
+            # later; the ROLLBACK queued behind it ends it. Without this the shared
+            # connection would stay inside a transaction for ever.
             try:
+                await self._conn.execute("BEGIN IMMEDIATE")
                 yield self._conn
             except BaseException:
-                await self._conn.execute("ROLLBACK")
+                with contextlib.suppress(sqlite3.OperationalError):  # none was active
+                    await self._conn.execute("ROLLBACK")
                 raise
             await self._conn.execute("COMMIT")
 
@@ -101,7 +108,9 @@ class Store:
             log.info("database migrated to schema version %d", version)
 
     async def _fetchall(self, sql: str, params: Sequence[object] = ()) -> list[aiosqlite.Row]:
-        async with self._conn.execute(sql, params) as cursor:
+        """Reads take the lock too: on the shared connection they would otherwise see another
+        coroutine's uncommitted rows (and could send a message that is then rolled back)."""
+        async with self._lock, self._conn.execute(sql, params) as cursor:
             return list(await cursor.fetchall())
 
     # --- inbox -------------------------------------------------------------------------
@@ -195,21 +204,19 @@ class Store:
 
     async def release_held(
         self,
-        room_id: str,
-        repo: str,
-        upto_held_id: int,
+        held_ids: Sequence[int],
         message: NewMessage | None,
         delivery_row: int | None,
         now: float,
     ) -> None:
-        """Queue the pair's coalesced message and drop the held rows it covers, atomically."""
+        """Queue a coalesced message and drop exactly the held rows it covers, atomically.
+
+        By id, so rows moved meanwhile (room upgrade) cannot be released a second time.
+        """
         async with self._transaction() as conn:
             if message is not None:
                 await _queue(conn, delivery_row, [message], now)
-            await conn.execute(
-                "DELETE FROM held WHERE room_id = ? AND repo = ? AND id <= ?",
-                (room_id, repo, upto_held_id),
-            )
+            await conn.executemany("DELETE FROM held WHERE id = ?", [(i,) for i in held_ids])
 
     # --- subscriptions -----------------------------------------------------------------
 
@@ -299,8 +306,10 @@ class Store:
         return [OutboxMessage.from_row(row) for row in rows]
 
     async def next_due_at(self) -> float | None:
+        """When the next room's oldest row is due (rows behind a room's oldest never are)."""
         rows = await self._fetchall(
-            "SELECT MIN(next_attempt_at) AS at FROM outbox WHERE status = 'pending'"
+            "SELECT MIN(next_attempt_at) AS at FROM outbox WHERE id IN (SELECT MIN(id)"
+            " FROM outbox WHERE status = 'pending' GROUP BY room_id)"
         )
         return rows[0]["at"]
 

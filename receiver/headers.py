@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 # Fine-grained names first: Gitea's X-Gitea-Event says "pull_request" for a review,
@@ -21,13 +22,21 @@ DELIVERY_HEADERS = (
     "X-GitHub-Delivery",
 )
 MAX_HEADER_VALUE = 200
+_PRINTABLE_ASCII = re.compile(r"^[\x20-\x7e]+$")
+
+
+class HeaderError(ValueError):
+    """An event or delivery header that no forge would send (it is not signed, so check it)."""
 
 
 def _first(headers: Mapping[str, str], names: tuple[str, ...]) -> str | None:
     for name in names:
         value = headers.get(name, "").strip()
-        if value:
-            return value[:MAX_HEADER_VALUE]
+        if not value:
+            continue
+        if not _PRINTABLE_ASCII.match(value):
+            raise HeaderError(f"invalid {name} header")
+        return value[:MAX_HEADER_VALUE]
     return None
 
 

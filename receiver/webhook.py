@@ -22,7 +22,7 @@ from core.events import AnnouncedEvent, PayloadError, PushEvent, parse_event, re
 from core.records import NewDelivery
 from core.store import Store
 from receiver.body import ACCEPTED_TYPES, BodyError, media_type, signed_payload
-from receiver.headers import delivery_id, event_kind
+from receiver.headers import HeaderError, delivery_id, event_kind
 from receiver.signature import SignatureCheck, verify
 
 log = logging.getLogger(__name__)
@@ -61,26 +61,23 @@ class WebhookReceiver:
         self._on_accepted = on_accepted
 
     async def handle(self, request: web.Request) -> web.Response:
-        delivery = delivery_id(request.headers) or f"local-{uuid.uuid4()}"
+        try:
+            delivery = delivery_id(request.headers) or f"local-{uuid.uuid4()}"
+        except HeaderError as exc:
+            return _refuse(Refusal(400, str(exc)), "?", request)
         try:
             record = await self._verified_record(request, delivery)
         except Refusal as refusal:
-            log.warning(
-                "delivery %s from %s refused: %d %s",
-                delivery,
-                request.remote,
-                refusal.status,
-                refusal.reason,
-            )
-            return web.json_response(
-                {"status": "error", "reason": refusal.reason}, status=refusal.status
-            )
+            return _refuse(refusal, delivery, request)
         return await self._commit(record)
 
     async def _verified_record(self, request: web.Request, delivery: str) -> NewDelivery:
         signed = await self._signed_body(request)
         self._check_signature(signed, request)
-        kind = event_kind(request.headers)
+        try:
+            kind = event_kind(request.headers)
+        except HeaderError as exc:
+            raise Refusal(400, str(exc)) from None
         if kind is None:
             raise Refusal(400, "missing X-Gitea-Event header")
         try:
@@ -89,7 +86,7 @@ class WebhookReceiver:
             event = parse_event(kind, payload)
         except PayloadError as exc:
             raise Refusal(400, str(exc)) from None
-        except (UnicodeDecodeError, json.JSONDecodeError):
+        except (UnicodeDecodeError, ValueError):  # ValueError: also int-size limits of json
             raise Refusal(400, "body is not valid UTF-8 JSON") from None
         except RecursionError:
             raise Refusal(400, "body is nested too deeply") from None
@@ -157,3 +154,14 @@ class WebhookReceiver:
             )
         self._on_accepted()
         return web.json_response({"status": "accepted", "delivery": record.delivery_id}, status=202)
+
+
+def _refuse(refusal: Refusal, delivery: str, request: web.Request) -> web.Response:
+    log.warning(
+        "delivery %s from %s refused: %d %s",
+        delivery,
+        request.remote,
+        refusal.status,
+        refusal.reason,
+    )
+    return web.json_response({"status": "error", "reason": refusal.reason}, status=refusal.status)

@@ -26,7 +26,12 @@ def test_a_newcomer_joins_held_events_even_when_the_window_is_open() -> None:
 
 
 def test_zero_window_turns_limiting_off() -> None:
-    assert decide(1000.0, holding=True, now=1000.0, window_s=0).send_now
+    assert decide(1000.0, holding=False, now=1000.0, window_s=0).send_now
+
+
+def test_zero_window_still_lets_events_held_before_a_restart_go_first() -> None:
+    assert decide(1000.0, holding=True, now=1000.0, window_s=0) == Decision(False, 1000.0)
+    assert window_open(1000.0, now=1000.0, window_s=0)
 
 
 def test_window_open_for_release() -> None:
