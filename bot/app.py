@@ -71,7 +71,7 @@ def build_app(settings: Settings, on_fatal: Callable[[Exception], None]) -> web.
 
     sync = SyncLoop(client, on_reconnect=resume_sending)
     health = Health(store, sync)
-    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    secret = settings.secret
     ignored = frozenset(login.lower() for login in settings.ignore_pushers)
     receiver = WebhookReceiver(
         store, WebhookConfig(secret, settings.max_body_bytes, ignored), on_accepted=inbox.set

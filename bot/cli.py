@@ -127,7 +127,7 @@ def _send_test(settings: Settings, args: argparse.Namespace) -> int:
 
     host = "127.0.0.1" if settings.listen_host in ("0.0.0.0", "::") else settings.listen_host
     url = args.url or f"http://{host}:{settings.listen_port}/webhook/gitea"
-    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    secret = settings.secret
     delivery = sign_delivery(sample_push(args.repo, message="forge-notifier send-test"), secret)
 
     async def post() -> tuple[int, dict[str, object]]:

@@ -77,7 +77,7 @@ async def _demo(settings: Settings, user_id: str, password: str, once: bool) -> 
         if not once:
             print(
                 f"\nThe daemon keeps running: webhooks to {settings.webhook_url} "
-                f"(secret {settings.webhook_secret.get_secret_value()}), "
+                f"(secret {settings.secret}), "
                 f"homeserver {settings.homeserver}. Ctrl-C stops it."
             )
             await asyncio.Event().wait()
@@ -96,7 +96,7 @@ async def _walkthrough(settings: Settings, driver: RoomDriver) -> str:
     await driver.say(room, f"!subscribe {DEMO_REPO}")
     reply = await driver.wait_for(room, notice_from(bot, "Subscribed"))
     print(f"Bot: {reply['content']['body']}", flush=True)
-    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    secret = settings.secret
     delivery = sign_delivery(sample_push(DEMO_REPO, commits=3), secret)
     async with aiohttp.ClientSession() as session:
         status, answer = await post_delivery(session, settings.webhook_url, delivery)

@@ -8,6 +8,7 @@ leaves either nothing done (done again on restart) or everything done.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -114,8 +115,8 @@ class Dispatcher:
     async def _parse_or_close(self, delivery: Delivery) -> tuple[AnnouncedEvent, Rendered] | None:
         """The delivery's event and its rendering; one that cannot be announced is closed."""
         try:
-            event = parse_event(delivery.event, json.loads(delivery.payload))
-        except (PayloadError, ValueError) as exc:
+            event = _event_of(delivery)
+        except PayloadError as exc:
             # The receiver validated it; this only happens if a newer model became stricter.
             await self._store.route_delivery(delivery.id, [], "invalid", str(exc))
             return None
@@ -159,7 +160,11 @@ class Dispatcher:
         held = await self._store.held_deliveries(group.room_id, group.repo)
         if not held:
             return
-        events = [event for _, d in held if (event := _parse(d)) is not None]
+        events = []
+        for _, delivery in held:
+            with contextlib.suppress(PayloadError):  # closed as invalid when it was routed
+                if event := _event_of(delivery):
+                    events.append(event)
         rendered = render_held(events) if events else None
         last_row = held[-1][1].id
         message = None
@@ -175,8 +180,10 @@ class Dispatcher:
         )
 
 
-def _parse(delivery: Delivery) -> AnnouncedEvent | None:
+def _event_of(delivery: Delivery) -> AnnouncedEvent | None:
+    """The stored delivery's event (None: a kind not announced); PayloadError if unreadable."""
     try:
-        return parse_event(delivery.event, json.loads(delivery.payload))
-    except (PayloadError, ValueError):
-        return None
+        payload = json.loads(delivery.payload)
+    except ValueError:
+        raise PayloadError("stored payload is not JSON") from None
+    return parse_event(delivery.event, payload)

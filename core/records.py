@@ -8,6 +8,16 @@ from typing import Self
 import aiosqlite
 
 
+class _FromRow:
+    """`from_row` for slotted dataclasses: the columns named like the fields."""
+
+    __slots__ = ()
+
+    @classmethod
+    def from_row(cls, row: aiosqlite.Row) -> Self:
+        return cls(**{name: row[name] for name in cls.__slots__})  # type: ignore[arg-type]
+
+
 @dataclass(frozen=True, slots=True)
 class NewDelivery:
     """A verified, parsed webhook about to be committed to the inbox."""
@@ -23,7 +33,7 @@ class NewDelivery:
 
 
 @dataclass(frozen=True, slots=True)
-class Delivery:
+class Delivery(_FromRow):
     id: int
     delivery_id: str
     event: str
@@ -32,23 +42,15 @@ class Delivery:
     received_at: float
     status: str
 
-    @classmethod
-    def from_row(cls, row: aiosqlite.Row) -> Self:
-        return cls(**{name: row[name] for name in cls.__slots__})  # type: ignore[attr-defined]
-
 
 @dataclass(frozen=True, slots=True)
-class Subscription:
+class Subscription(_FromRow):
     room_id: str
     repo: str
     branch_glob: str | None
     events: str | None
     created_by: str
     created_at: float
-
-    @classmethod
-    def from_row(cls, row: aiosqlite.Row) -> Self:
-        return cls(**{name: row[name] for name in cls.__slots__})  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +64,7 @@ class NewMessage:
 
 
 @dataclass(frozen=True, slots=True)
-class OutboxMessage:
+class OutboxMessage(_FromRow):
     id: int
     room_id: str
     repo: str
@@ -72,10 +74,6 @@ class OutboxMessage:
     created_at: float
     attempts: int
     next_attempt_at: float
-
-    @classmethod
-    def from_row(cls, row: aiosqlite.Row) -> Self:
-        return cls(**{name: row[name] for name in cls.__slots__})  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True, slots=True)

@@ -75,6 +75,11 @@ class Settings(BaseSettings):
         return value.rstrip("/")
 
     @property
+    def secret(self) -> str | None:
+        """The webhook secret in clear, or None (only allowed with NOTIFIER_ALLOW_UNSIGNED)."""
+        return self.webhook_secret.get_secret_value() if self.webhook_secret else None
+
+    @property
     def database_path(self) -> Path:
         return self.state_dir / "forge-notifier.sqlite3"
 
