@@ -16,6 +16,7 @@ from nio import MatrixRoom, RoomMessageText
 
 from bot.command_registry import COMMANDS, command, help_text
 from bot.permissions import PermissionChecker
+from core.events import CATEGORIES, DEFAULT_CATEGORIES
 from core.filters import FilterError, describe, parse_events
 from core.repo_spec import RepoSpecError, normalise_spec
 from core.store import Store, SubscribeResult
@@ -81,9 +82,10 @@ def _one_spec(args: list[str], usage: str) -> str:
 
 @command(
     "subscribe",
-    "!subscribe OWNER/NAME [--branch GLOB] [--events push]",
-    "post this repository's events here (OWNER/* for a whole organisation; "
-    "by default every branch and every announced event)",
+    "!subscribe OWNER/NAME [--branch GLOB] [--events KIND,...]",
+    "post this repository's events here (OWNER/* for a whole organisation). Default events: "
+    f"{', '.join(c for c in CATEGORIES if c in DEFAULT_CATEGORIES)}; also: "
+    f"{', '.join(c for c in CATEGORIES if c not in DEFAULT_CATEGORIES)}",
     privileged=True,
 )
 async def subscribe(ctx: CommandContext, args: list[str]) -> str:

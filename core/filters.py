@@ -1,8 +1,10 @@
 """Per-subscription filters: which of a repository's events a room wants.
 
-`--branch GLOB` narrows branch pushes (as Gitea's own branch filter does; tag pushes are not
-branch events and pass), `--events KIND,...` narrows the kinds. No filter means everything
-the daemon announces.
+`--branch GLOB` narrows branch events (pushes, branch creation and deletion) as Gitea's own
+branch filter does; tag events are not branch events and pass. `--events CATEGORY,...`
+narrows the categories; without it a subscription gets DEFAULT_CATEGORIES, chosen so a
+room is not flooded (no comments, no PR-branch updates, no create/delete that the push
+already announces).
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from fnmatch import fnmatchcase
 
-from core.events import ANNOUNCED_KINDS, AnnouncedEvent, PushEvent
+from core.events import CATEGORIES, DEFAULT_CATEGORIES, AnnouncedEvent, PushEvent, RefEvent
 from core.records import Subscription
 
 
@@ -21,18 +23,29 @@ class FilterError(ValueError):
 def parse_events(text: str) -> str:
     """Validate `push,release,...` and return it canonical (sorted, deduplicated)."""
     kinds = {part.strip().lower() for part in text.split(",") if part.strip()}
-    unknown = sorted(kinds - ANNOUNCED_KINDS.keys())
+    unknown = sorted(kinds - set(CATEGORIES))
     if not kinds or unknown:
-        known = ", ".join(sorted(ANNOUNCED_KINDS))
+        known = ", ".join(CATEGORIES)
         raise FilterError(f"unknown event kind {', '.join(unknown) or '(none)'}; known: {known}")
     return ",".join(sorted(kinds))
 
 
+def _branch_of(event: AnnouncedEvent) -> str | None:
+    """The branch a branch event is about; None for events a branch filter leaves alone."""
+    if isinstance(event, PushEvent) and not event.is_tag:
+        return event.ref_name
+    if isinstance(event, RefEvent) and event.ref_type == "branch":
+        return event.ref_name
+    return None
+
+
 def wants(sub: Subscription, event: AnnouncedEvent) -> bool:
-    if sub.events and event.kind not in sub.events.split(","):
+    categories = set(sub.events.split(",")) if sub.events else DEFAULT_CATEGORIES
+    if event.category not in categories:
         return False
-    if sub.branch_glob and isinstance(event, PushEvent) and not event.is_tag:
-        return fnmatchcase(event.ref_name, sub.branch_glob)
+    branch = _branch_of(event)
+    if sub.branch_glob and branch is not None:
+        return fnmatchcase(branch, sub.branch_glob)
     return True
 
 
@@ -42,8 +55,6 @@ def rooms_wanting(subs: Iterable[Subscription], event: AnnouncedEvent) -> list[s
 
 
 def describe(sub: Subscription) -> str:
-    parts = [
-        f"branch {sub.branch_glob}" if sub.branch_glob else "all branches",
-        f"events {sub.events}" if sub.events else "all events",
-    ]
-    return ", ".join(parts)
+    branches = f"branch {sub.branch_glob}" if sub.branch_glob else "all branches"
+    events = f"events {sub.events}" if sub.events else "default events"
+    return f"{branches}, {events}"

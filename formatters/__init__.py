@@ -5,14 +5,41 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from core.events import AnnouncedEvent, PushEvent
+from core.events import (
+    AnnouncedEvent,
+    CommentEvent,
+    IssueEvent,
+    PullRequestEvent,
+    PushEvent,
+    RefEvent,
+    ReleaseEvent,
+    ReviewEvent,
+    StatusEvent,
+    WorkflowJobEvent,
+    WorkflowRunEvent,
+)
+from formatters.ci import render_status, render_workflow_job, render_workflow_run
 from formatters.coalesced import render_pushes
+from formatters.issues import render_comment, render_issue
+from formatters.pull_requests import render_pull_request, render_review
 from formatters.push import render_push
+from formatters.refs import render_ref
+from formatters.releases import render_release
 from formatters.rendered import Rendered
 
-# Event model → formatter. A kind missing here is "unhandled", never an error.
-FORMATTERS: dict[type[Any], Callable[[Any], Rendered]] = {
+# Event model → formatter. A formatter returns None for actions it does not announce
+# (an edited issue, a green CI run): "unhandled", never an error.
+FORMATTERS: dict[type[Any], Callable[[Any], Rendered | None]] = {
     PushEvent: render_push,
+    RefEvent: render_ref,
+    ReleaseEvent: render_release,
+    PullRequestEvent: render_pull_request,
+    ReviewEvent: render_review,
+    IssueEvent: render_issue,
+    CommentEvent: render_comment,
+    StatusEvent: render_status,
+    WorkflowRunEvent: render_workflow_run,
+    WorkflowJobEvent: render_workflow_job,
 }
 
 

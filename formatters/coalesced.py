@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from core.events import PushEvent
-from formatters.push import plural
+from formatters.common import plural
 from formatters.rendered import Rendered
 from formatters.safe import esc, link, safe_url
 

@@ -3,43 +3,55 @@
 from __future__ import annotations
 
 from core.events import Commit, PushEvent
+from formatters.common import headline, plural, repo_prefix
 from formatters.rendered import Rendered
 from formatters.safe import cut, esc, link, safe_url
 
 MAX_LISTED_COMMITS = 5
 
 
-def plural(count: int, word: str, many: str | None = None) -> str:
-    """`1 commit`, `2 commits`; `many` for irregular plurals such as `pushes`."""
-    return f"{count} {word}" if count == 1 else f"{count} {many or word + 's'}"
-
-
 def render_push(event: PushEvent) -> Rendered:
     """Render a push; branch/tag creation without commits and deletions get their own line."""
+    if event.is_test_delivery:
+        return headline(
+            event,
+            f"webhook test from {event.actor}: deliveries from the forge reach this room",
+            f"webhook test from {esc(event.actor)}: deliveries from the forge reach this room",
+        )
     if event.deleted:
         return _ref_line(event, "deleted")
     if event.is_tag or (event.created and not event.commits):
         return _ref_line(event, "pushed" if event.is_tag else "created")
+    if not event.commits and event.commit_count == 0:
+        return _moved(event)
     return _commits_message(event)
 
 
-def _repo_prefix(event: PushEvent) -> tuple[str, str]:
-    repo_html = link(event.repository.html_url, esc(event.repo))
-    return f"[{event.repo}]", f"[{repo_html}]"
+def _moved(event: PushEvent) -> Rendered:
+    """No new commits on an existing branch: a force push to an older commit, or a reset."""
+    sha = event.after[:7]
+    return headline(
+        event,
+        f"{event.actor} force-pushed {event.ref_name} to {sha}",
+        f"{esc(event.actor)} force-pushed <code>{esc(event.ref_name)}</code> to "
+        f"<code>{esc(sha)}</code>",
+        event.compare_url,
+    )
 
 
 def _ref_line(event: PushEvent, verb: str) -> Rendered:
     kind = "tag" if event.is_tag else "branch"
-    prefix, prefix_html = _repo_prefix(event)
-    body = f"{prefix} {event.actor} {verb} {kind} {event.ref_name}"
-    html = f"{prefix_html} {esc(event.actor)} {verb} {kind} <code>{esc(event.ref_name)}</code>"
-    return Rendered(body=body, html=html)
+    return headline(
+        event,
+        f"{event.actor} {verb} {kind} {event.ref_name}",
+        f"{esc(event.actor)} {verb} {kind} <code>{esc(event.ref_name)}</code>",
+    )
 
 
 def _commits_message(event: PushEvent) -> Rendered:
     count = event.commit_count
     listed = event.commits[:MAX_LISTED_COMMITS]
-    prefix, prefix_html = _repo_prefix(event)
+    prefix, prefix_html = repo_prefix(event)
     target = event.ref_name + (" (new branch)" if event.created else "")
     commits = plural(count, "commit")
     lines = [f"{prefix} {event.actor} pushed {commits} to {target}"]

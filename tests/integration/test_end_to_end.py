@@ -41,7 +41,7 @@ async def test_invite_then_moderator_subscribes_in_default_v12_room(
     assert await _room_version(alice, room) == "12"
     # Alice created the room: in v12 she is a creator, absent from the power-level list.
     reply = await command(alice, room, bot, "!subscribe acme/widgets", "acme/widgets")
-    assert reply.startswith("Subscribed this room to acme/widgets (all branches, all events).")
+    assert reply.startswith("Subscribed this room to acme/widgets (all branches, default events).")
     assert daemon.webhook_url in reply
 
     await bob.join(room)

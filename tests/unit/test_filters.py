@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.sample import sample_push
-from core.events import PushEvent
+from core.events import AnnouncedEvent, PushEvent, parse_event
 from core.filters import FilterError, describe, parse_events, rooms_wanting, wants
 from core.records import Subscription
 
@@ -37,11 +37,46 @@ def test_branch_glob(glob: str | None, ref: str, wanted: bool) -> None:
 
 def test_event_kinds() -> None:
     assert wants(sub(events="push"), push("refs/heads/main"))
+    assert not wants(sub(events="release,ci"), push("refs/heads/main"))
+
+
+def _event(kind: str, **payload: object) -> AnnouncedEvent:
+    base = {"repository": {"full_name": "acme/widgets"}, "sender": {"login": "alice"}}
+    event = parse_event(kind, base | payload)
+    assert event is not None
+    return event
+
+
+PR = {"action": "synchronized", "number": 7, "pull_request": {"number": 7, "title": "t"}}
+COMMENT = {"action": "created", "issue": {"number": 1}, "comment": {"body": "hi"}}
+
+
+@pytest.mark.parametrize(
+    ("event", "by_default"),
+    [
+        (_event("pull_request", **PR), False),  # every push to a PR branch: opt-in
+        (_event("pull_request", **(PR | {"action": "opened"})), True),
+        (_event("issue_comment", **COMMENT), False),
+        (_event("create", ref="feature", ref_type="branch"), False),  # the push announces it
+        (_event("status", sha="abc", state="failure"), True),
+        (_event("release", action="published", release={"tag_name": "v1"}), True),
+    ],
+)
+def test_default_categories_keep_noise_out(event: AnnouncedEvent, by_default: bool) -> None:
+    assert wants(sub(), event) is by_default
+    assert wants(sub(events=event.category), event)
+
+
+def test_branch_filter_covers_branch_creation_but_not_tags() -> None:
+    only_main = sub(branch="main", events="create")
+    assert not wants(only_main, _event("create", ref="feature", ref_type="branch"))
+    assert wants(only_main, _event("create", ref="refs/heads/main", ref_type="branch"))
+    assert wants(only_main, _event("create", ref="v1.0", ref_type="tag"))
 
 
 def test_parse_events_canonicalises_and_rejects_unknown_kinds() -> None:
     assert parse_events(" PUSH,push ") == "push"
-    with pytest.raises(FilterError, match="unknown event kind wiki; known: push"):
+    with pytest.raises(FilterError, match="unknown event kind wiki; known: push, create"):
         parse_events("push,wiki")
     with pytest.raises(FilterError):
         parse_events(",")
@@ -54,5 +89,5 @@ def test_rooms_wanting_lists_each_room_once_if_any_subscription_wants() -> None:
 
 
 def test_describe() -> None:
-    assert describe(sub()) == "all branches, all events"
+    assert describe(sub()) == "all branches, default events"
     assert describe(sub(branch="main", events="push")) == "branch main, events push"

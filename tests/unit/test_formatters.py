@@ -196,4 +196,6 @@ def test_message_text_never_adds_markup(message: str) -> None:
 def test_test_delivery_is_a_push_not_a_deletion() -> None:
     """Gitea's "Test Delivery" sends before == after and one fake commit."""
     body = _render(_push(before=AFTER, after=AFTER, commits=[_commit(1, "test")])).body
-    assert body.startswith("[acme/widgets] alice pushed 1 commit to main\n")
+    assert body == (
+        "[acme/widgets] webhook test from alice: deliveries from the forge reach this room"
+    )
