@@ -52,7 +52,8 @@ async def _token_valid(client: AsyncClient) -> bool:
 
 async def _use_token(client: AsyncClient, settings: Settings) -> str:
     assert settings.access_token and settings.user_id
-    client.restore_login(settings.user_id, "", settings.access_token.get_secret_value())
+    # Not restore_login(): with encryption it would open a crypto store for no device yet.
+    client.user_id, client.access_token = settings.user_id, settings.access_token.get_secret_value()
     response = await client.whoami()
     if not isinstance(response, WhoamiResponse):
         if response.status_code in ("M_UNKNOWN_TOKEN", "M_FORBIDDEN"):
@@ -65,7 +66,7 @@ async def _use_token(client: AsyncClient, settings: Settings) -> str:
         )
     if not response.device_id:
         raise LoginError("NOTIFIER_ACCESS_TOKEN has no device id (use a device's token)")
-    client.device_id = response.device_id
+    client.restore_login(settings.user_id, response.device_id, client.access_token)
     return "access token"
 
 

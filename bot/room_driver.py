@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -23,8 +24,15 @@ from nio import (
     SyncResponse,
 )
 
+from bot.encryption import maintain_keys
+
 Event = dict[str, Any]
 Predicate = Callable[[Event], bool]
+ENCRYPTION_STATE = {
+    "type": "m.room.encryption",
+    "state_key": "",
+    "content": {"algorithm": "m.megolm.v1.aes-sha2"},
+}
 SYNC_FILTER = {"room": {"timeline": {"limit": 500}}, "presence": {"not_types": ["*"]}}
 
 
@@ -33,13 +41,21 @@ class DriverError(RuntimeError):
 
 
 class RoomDriver:
-    def __init__(self, homeserver: str, user_id: str, password: str) -> None:
+    def __init__(
+        self, homeserver: str, user_id: str, password: str, crypto_store: Path | None = None
+    ) -> None:
+        """With `crypto_store` the driver is an encrypting client (like Element), else not."""
         self.user_id = user_id
         self._password = password
+        if crypto_store is not None:
+            crypto_store.mkdir(parents=True, exist_ok=True)
         self.client = AsyncClient(
             homeserver,
             user_id,
-            config=AsyncClientConfig(store_sync_tokens=False, encryption_enabled=False),
+            store_path=str(crypto_store) if crypto_store else "",
+            config=AsyncClientConfig(
+                store_sync_tokens=False, encryption_enabled=crypto_store is not None
+            ),
         )
         self.timeline: dict[str, list[Event]] = {}
         self.seen_at: dict[str, float] = {}  # event id → when this client's sync delivered it
@@ -61,16 +77,29 @@ class RoomDriver:
         now = time.monotonic()
         for room_id, room in response.rooms.join.items():
             for event in room.timeline.events:
-                self.timeline.setdefault(room_id, []).append(event.source)
-                self.seen_at[event.source.get("event_id", "")] = now
+                source = dict(event.source)
+                if getattr(event, "decrypted", False):
+                    source["decrypted"] = True  # nio replaced the ciphertext by its content
+                self.timeline.setdefault(room_id, []).append(source)
+                self.seen_at[source.get("event_id", "")] = now
+        await maintain_keys(self.client)
 
     async def create_room(
-        self, invite: list[str], room_version: str | None = None, public: bool = False
+        self,
+        invite: list[str],
+        room_version: str | None = None,
+        public: bool = False,
+        encrypted: bool = False,
     ) -> str:
         """A private (or public) room; without `room_version` the server's default (12)."""
         preset = RoomPreset.public_chat if public else RoomPreset.private_chat
+        state = [ENCRYPTION_STATE] if encrypted else []
         response = await self.client.room_create(
-            name="forge-notifier test", invite=invite, room_version=room_version, preset=preset
+            name="forge-notifier test",
+            invite=invite,
+            room_version=room_version,
+            preset=preset,
+            initial_state=state,
         )
         if not isinstance(response, RoomCreateResponse):
             raise DriverError(f"room creation failed: {response}")
@@ -81,7 +110,9 @@ class RoomDriver:
 
     async def say(self, room_id: str, text: str) -> None:
         content = {"msgtype": "m.text", "body": text}
-        response = await self.client.room_send(room_id, "m.room.message", content)
+        response = await self.client.room_send(
+            room_id, "m.room.message", content, ignore_unverified_devices=True
+        )
         if not isinstance(response, RoomSendResponse):
             raise DriverError(f"sending to {room_id} failed: {response}")
 

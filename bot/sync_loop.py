@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import aiohttp
 from nio import AsyncClient, SyncError
 
+from bot.encryption import maintain_keys
 from bot.login import LoginError
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,13 @@ class SyncLoop:
                 )
             return self._failed(f"{response.status_code}: {response.message}")
         self.state = LinkState(connected=True, last_sync=time.time())
+        try:
+            await maintain_keys(self._client)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            log.warning(
+                "end-to-end key maintenance failed (%s); retried after the next sync",
+                type(exc).__name__,
+            )
         return True
 
     def _failed(self, error: str) -> bool:

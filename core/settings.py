@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     gitea_token: SecretStr | None = None
     public_url: str | None = None
     log_level: str = "INFO"
+    # End-to-end encryption (on by default; see the README for the trust policy).
+    encryption: bool = True
+    e2e_share_with: Literal["all", "homeserver"] = "all"
 
     @field_validator("admins", "ignore_pushers", mode="before")
     @classmethod
