@@ -4,6 +4,9 @@ Lifecycle runs through aiohttp cleanup contexts, in start order store → Matrix
 dispatcher and sender → sync. aiohttp stops accepting and finishes in-flight requests
 first, then unwinds the contexts in reverse: sync stops, the sender finishes the message
 it holds (bounded), the client closes, and the store closes last.
+
+Under systemd, `serve` reports READY=1 once the store is open, the listener is bound and
+the first Matrix sync is done, and pings the watchdog from the event loop after that.
 """
 
 from __future__ import annotations
@@ -20,15 +23,17 @@ import aiohttp
 from aiohttp import web
 from nio import (
     AsyncClient,
-    AsyncClientConfig,
     InviteMemberEvent,
+    MegolmEvent,
     RoomGetStateResponse,
     RoomMessageText,
     RoomUpgradeEvent,
 )
+from prometheus_client import CollectorRegistry
 
 from bot.commands import CommandContext, CommandRouter
 from bot.dispatcher import Dispatcher
+from bot.encryption import E2EStatus, client_config, crypto_store_dir, e2e_status, undecryptable
 from bot.health import Health
 from bot.invites import InvitePolicy
 from bot.login import HomeserverUnavailable, log_in
@@ -38,6 +43,8 @@ from bot.room_upgrades import RoomUpgrades
 from bot.sender import Sender
 from bot.supervision import Supervisor, cancel
 from bot.sync_loop import SyncLoop
+from bot.systemd_notify import SystemdNotifier
+from core.metrics import Metrics, scraper
 from core.settings import ConfigError, Settings
 from core.store import Store
 from core.wakeup import Wakeup
@@ -50,6 +57,11 @@ SENDER_DRAIN_S = 5.0
 LOGIN_RETRY_CAP_S = 60.0
 FIRST_LOGIN_S = 10.0
 LOGIN_TIMEOUT_S = 60.0
+# How long in-flight requests may take to finish on SIGTERM; with SENDER_DRAIN_S this is
+# what the unit's TimeoutStopSec= must cover.
+REQUEST_DRAIN_S = 10.0
+# Set once the first Matrix sync is done: the last condition of readiness.
+MATRIX_LIVE = web.AppKey("matrix_live", asyncio.Event)
 
 
 def build_app(settings: Settings, on_fatal: Callable[[Exception], None]) -> web.Application:
@@ -63,43 +75,44 @@ def build_app(settings: Settings, on_fatal: Callable[[Exception], None]) -> web.
     assert settings.homeserver and settings.user_id
     store = Store(settings.database_path)
     inbox, outbox = Wakeup(), Wakeup()
-    client = AsyncClient(settings.homeserver, settings.user_id, config=_client_config())
+    e2e = e2e_status(settings.encryption)
+    client = AsyncClient(
+        settings.homeserver,
+        settings.user_id,
+        store_path=str(crypto_store_dir(settings.state_dir)) if e2e.enabled else "",
+        config=client_config(e2e),
+    )
+    # Its own registry, not prometheus-client's global one: several apps can coexist.
+    metrics = Metrics(CollectorRegistry())
 
     async def resume_sending() -> None:
         await store.retry_now(time.time())
         outbox.set()
 
     sync = SyncLoop(client, on_reconnect=resume_sending)
-    health = Health(store, sync)
+    health = Health(store, sync, encryption=e2e.reason)
     secret = settings.secret
     ignored = frozenset(login.lower() for login in settings.ignore_pushers)
-    receiver = WebhookReceiver(
-        store, WebhookConfig(secret, settings.max_body_bytes, ignored), on_accepted=inbox.set
-    )
-    app = create_app(receiver, health.snapshot, settings.max_body_bytes)
-    sender = Sender(client, store, outbox)
-    dispatcher = Dispatcher(
-        store, inbox, outbox, settings.rate_limit_seconds, settings.retention_days * 86400
-    )
+    retention_s = settings.retention_days * 86400
+    config = WebhookConfig(secret, settings.max_body_bytes, ignored, retention_s)
+    receiver = WebhookReceiver(store, config, on_accepted=inbox.set, metrics=metrics)
+    scrape = scraper(metrics, store, lambda: sync.state.connected)
+    app = create_app(receiver, health.snapshot, settings.max_body_bytes, scrape)
+    app[MATRIX_LIVE] = sync.live
+    sender = Sender(client, store, outbox, metrics=metrics, share_with=settings.e2e_share_with)
+    dispatcher = Dispatcher(store, inbox, outbox, settings.rate_limit_seconds, retention_s)
     _register_callbacks(client, settings, store, sync, sender, health, outbox)
     logged_in = asyncio.Event()
     tasks = Supervisor(on_fatal)
     app.cleanup_ctx.extend(
         [
             functools.partial(_store_ctx, store),
-            functools.partial(_matrix_ctx, client, settings, logged_in, tasks),
-            functools.partial(_delivery_ctx, dispatcher, sender, outbox, logged_in, tasks),
+            functools.partial(_matrix_ctx, client, settings, logged_in, tasks, e2e),
+            functools.partial(_delivery_ctx, dispatcher, sender, outbox, sync.live, tasks),
             functools.partial(_sync_ctx, sync, logged_in, tasks),
         ]
     )
     return app
-
-
-def _client_config() -> AsyncClientConfig:
-    # nio's own retry loops are off: the sender owns retries and backoff.
-    return AsyncClientConfig(
-        max_limit_exceeded=0, max_timeouts=0, store_sync_tokens=False, encryption_enabled=False
-    )
 
 
 def _register_callbacks(
@@ -136,6 +149,7 @@ def _register_callbacks(
     client.add_event_callback(_guarded(router.on_message), RoomMessageText)
     client.add_event_callback(_guarded(invites.on_invite), InviteMemberEvent)
     client.add_event_callback(_guarded(upgrades.on_tombstone), RoomUpgradeEvent)
+    client.add_event_callback(_guarded(undecryptable(client)), MegolmEvent)
 
 
 def _guarded(callback: Callable[..., Awaitable[None]]) -> Callable[..., Awaitable[None]]:
@@ -163,6 +177,7 @@ async def _matrix_ctx(
     settings: Settings,
     logged_in: asyncio.Event,
     tasks: Supervisor,
+    e2e: E2EStatus,
     _: web.Application,
 ) -> AsyncIterator[None]:
     """Log in before listening when possible; a refused login stops startup.
@@ -170,6 +185,10 @@ async def _matrix_ctx(
     The first attempt is bounded: Gitea does not retry, so the receiver must not wait long
     for a slow homeserver before it listens.
     """
+    if e2e.enabled:
+        log.info("end-to-end encryption on; crypto store in %s", client.store_path)
+    else:
+        log.warning("end-to-end encryption off (%s): encrypted rooms get no messages", e2e.reason)
     task = None
     if await _try_log_in(client, settings, FIRST_LOGIN_S):
         logged_in.set()
@@ -218,15 +237,17 @@ async def _delivery_ctx(
     dispatcher: Dispatcher,
     sender: Sender,
     outbox: Wakeup,
-    logged_in: asyncio.Event,
+    live: asyncio.Event,
     tasks: Supervisor,
     _: web.Application,
 ) -> AsyncIterator[None]:
+    """The sender starts once the first sync is done: an encrypted room must be known
+    (members, devices) before anything can be encrypted for it."""
     routing = tasks.start(dispatcher.run(), "dispatcher")
-    sending = tasks.start(sender.run(logged_in), "sender")
+    sending = tasks.start(sender.run(live), "sender")
     yield
     await cancel(routing)
-    if logged_in.is_set():  # otherwise it never started: nothing in hand to finish
+    if live.is_set():  # otherwise it never started: nothing in hand to finish
         sender.stop()
         await asyncio.wait({sending}, timeout=SENDER_DRAIN_S)
     await cancel(sending)
@@ -244,30 +265,62 @@ async def _sync_ctx(
     await cancel(task)
 
 
-async def serve(settings: Settings, stop: asyncio.Event) -> None:
-    """Run the daemon until `stop` is set; startup and fatal errors propagate to the caller."""
+async def serve(
+    settings: Settings, stop: asyncio.Event, notifier: SystemdNotifier | None = None
+) -> None:
+    """Run the daemon until `stop` is set; startup and fatal errors propagate to the caller.
+
+    `notifier` speaks to systemd (`Type=notify`); without one nothing is notified.
+    """
     fatal: list[Exception] = []
 
     def on_fatal(exc: Exception) -> None:
         fatal.append(exc)
         stop.set()
 
+    notifier = notifier or SystemdNotifier(None)
     app = build_app(settings, on_fatal)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None)
+    runner = web.AppRunner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=REQUEST_DRAIN_S
+    )
+    keep_alive = asyncio.create_task(notifier.keep_alive(), name="systemd-keep-alive")
     try:
         # Inside the try: a failed startup must still close what already started.
+        notifier.status(f"starting: opening the store, logging in to {settings.homeserver}")
         await runner.setup()
         site = web.TCPSite(runner, settings.listen_host, settings.listen_port)
         await site.start()
-        log.info(
-            "receiver listening on http://%s:%d/webhook/gitea",
-            settings.listen_host,
-            settings.listen_port,
-        )
+        address = f"http://{settings.listen_host}:{settings.listen_port}/webhook/gitea"
+        log.info("receiver listening on %s", address)
         started = time.monotonic()
+        await _report_ready(app[MATRIX_LIVE], stop, notifier, address, settings)
         await stop.wait()
+        notifier.stopping()
         log.info("stopping after %.0f s", time.monotonic() - started)
     finally:
         await runner.cleanup()
+        await cancel(keep_alive)
+        notifier.close()
     if fatal:
         raise fatal[0]
+
+
+async def _report_ready(
+    live: asyncio.Event,
+    stop: asyncio.Event,
+    notifier: SystemdNotifier,
+    address: str,
+    settings: Settings,
+) -> None:
+    """READY=1 once the first sync is done (store and listener are up by now), unless
+    the daemon is stopped first. Webhooks are accepted meanwhile either way."""
+    notifier.status(f"accepting webhooks at {address}; waiting for {settings.homeserver}")
+    waits = {asyncio.create_task(live.wait()), asyncio.create_task(stop.wait())}
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waits:
+            await cancel(waiter)
+    if live.is_set() and not stop.is_set():
+        notifier.ready(f"accepting webhooks at {address}; Matrix sync live")
+        log.info("ready: Matrix sync live, receiver listening")

@@ -9,6 +9,7 @@ are not held up.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import sqlite3
@@ -18,9 +19,13 @@ from dataclasses import dataclass
 
 import aiohttp
 from nio import AsyncClient, ErrorResponse, RoomSendResponse
-from nio.exceptions import LocalProtocolError
+from nio.exceptions import LocalProtocolError, SendRetryError
+from prometheus_client import CollectorRegistry
 
+from bot.encryption import SHARE_WITH_ALL, apply_share_policy
 from bot.message import notice_content
+from core import metrics as m
+from core.metrics import Metrics
 from core.records import OutboxMessage
 from core.store import Store
 from core.wakeup import Wakeup
@@ -29,6 +34,7 @@ log = logging.getLogger(__name__)
 
 # Errors that a retry cannot fix: the bot is not (or no longer) allowed in the room.
 PERMANENT_ERRORS = frozenset({"M_FORBIDDEN", "M_NOT_FOUND", "M_BAD_JSON", "M_TOO_LARGE"})
+NO_E2E = "room is end-to-end encrypted and encryption is off on this notifier"
 BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 300.0
 IDLE_POLL_S = 5.0
@@ -56,12 +62,17 @@ class Sender:
         store: Store,
         wakeup: Wakeup,
         clock: Callable[[], float] = time.time,
+        metrics: Metrics | None = None,
+        share_with: str = SHARE_WITH_ALL,
     ) -> None:
         self._client = client
         self._store = store
         self._wakeup = wakeup
         self._clock = clock
         self._stopping = False
+        self._metrics = metrics or Metrics(CollectorRegistry())
+        self._share_with = share_with
+        self._told_no_e2e: set[str] = set()
 
     def stop(self) -> None:
         """Finish the message in hand, then return from `run` (the caller bounds the wait)."""
@@ -104,7 +115,9 @@ class Sender:
         if outcome.event_id is not None:
             await self._store.mark_sent(message.id, outcome.event_id)
             log.info("message %d sent to %s as %s", message.id, message.room_id, outcome.event_id)
+            await self._observe_sent(message)
         elif outcome.retry:
+            self._metrics.message(m.RETRIED)
             delay = outcome.retry_after_s or _backoff(message.attempts)
             await self._store.mark_retry(message.id, self._clock() + delay, outcome.error or "")
             log.warning(
@@ -115,22 +128,58 @@ class Sender:
                 delay,
             )
         else:
+            self._metrics.message(m.FAILED)
             await self._store.mark_failed(message.id, outcome.error or "unknown error")
             log.error(
                 "message %d to %s failed for good: %s", message.id, message.room_id, outcome.error
             )
 
+    async def _observe_sent(self, message: OutboxMessage) -> None:
+        """Count it, and time it from the webhook's acceptance: from the stored acceptance
+        time, so a message sent after a restart is timed from before the restart."""
+        self._metrics.message(m.SENT)
+        accepted = await self._store.accepted_at(message.id)
+        if accepted is not None:
+            self._metrics.latency.observe(max(0.0, self._clock() - accepted))
+
     async def attempt(self, room_id: str, body: str, html: str, txn_id: str) -> SendOutcome:
-        """One send; classifies the homeserver's answer, never raises for network trouble."""
+        """One send; classifies the homeserver's answer, never raises for network trouble.
+
+        In an encrypted room nio encrypts (sharing the room key per the trust policy); the
+        stored txn id still makes a resend idempotent. Without encryption the bot never
+        posts plaintext into an encrypted room: the row fails and the room is told why.
+        """
+        room = self._client.rooms.get(room_id)
+        if room is not None and room.encrypted and self._client.olm is None:
+            await self._explain_no_e2e(room_id)
+            return SendOutcome(error=NO_E2E)
+        apply_share_policy(self._client, room_id, self._share_with)
         try:
             response = await self._client.room_send(
-                room_id, "m.room.message", notice_content(body, html), tx_id=txn_id
+                room_id,
+                "m.room.message",
+                notice_content(body, html),
+                tx_id=txn_id,
+                ignore_unverified_devices=True,
             )
-        except (aiohttp.ClientError, TimeoutError, LocalProtocolError) as exc:
+        except (aiohttp.ClientError, TimeoutError, LocalProtocolError, SendRetryError) as exc:
             return SendOutcome(error=f"network: {type(exc).__name__}", retry=True)
         if isinstance(response, RoomSendResponse):
             return SendOutcome(event_id=response.event_id)
         return _classify_error(response)
+
+    async def _explain_no_e2e(self, room_id: str) -> None:
+        """Once per room and run, in plain words (the only plaintext it sends there)."""
+        if room_id in self._told_no_e2e:
+            return
+        self._told_no_e2e.add(room_id)
+        text = (
+            "I cannot post in this room: it is end-to-end encrypted and encryption is not "
+            "available on this notifier. Ask its operator (see !health), or subscribe an "
+            "unencrypted room."
+        )
+        with contextlib.suppress(aiohttp.ClientError, TimeoutError, LocalProtocolError):
+            await self._client.room_send(room_id, "m.room.message", notice_content(text, text))
 
 
 def _classify_error(response: ErrorResponse) -> SendOutcome:

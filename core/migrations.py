@@ -75,4 +75,21 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX outbox_delivery ON outbox (delivery_row);
     CREATE INDEX deliveries_age ON deliveries (received_at) WHERE status != 'pending';
     """,
+    # 3: requests that did not become a new delivery (refusals and duplicates), so operators
+    # can see wrong secrets and replays; bounded by count and pruned past the retention.
+    """
+    CREATE TABLE intake_log (
+        id            INTEGER PRIMARY KEY,
+        at            REAL NOT NULL,
+        result        TEXT NOT NULL,
+        status        INTEGER NOT NULL,
+        reason        TEXT,
+        delivery_id   TEXT,
+        event         TEXT,
+        repo          TEXT,
+        remote        TEXT
+    );
+    CREATE INDEX intake_log_result ON intake_log (result, at);
+    CREATE INDEX intake_log_at ON intake_log (at);
+    """,
 )

@@ -22,6 +22,13 @@ from pathlib import Path
 
 import aiosqlite
 
+from core.diagnostics import (
+    IntakeEntry,
+    IntakeSummary,
+    LoggedDelivery,
+    RoomPost,
+    SendErrorSummary,
+)
 from core.migrations import MIGRATIONS
 from core.records import (
     Delivery,
@@ -43,6 +50,10 @@ class SubscribeResult(enum.Enum):
     UPDATED = "updated"
     UNCHANGED = "unchanged"
 
+
+# The intake log keeps at most this many rows whatever the retention: a flood of forged
+# requests must not grow the database without bound.
+INTAKE_LOG_MAX_ROWS = 10_000
 
 PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -68,6 +79,34 @@ class Store:
         for pragma in PRAGMAS:
             await self._db.execute(pragma)
         await self._migrate()
+
+    async def open_read_only(self) -> None:
+        """Open for operator tools beside a running daemon: nothing created, migrated or written.
+
+        Run as another user (root) against the daemon's state, an open that creates the WAL
+        files (even a `mode=ro` one does) would leave them owned by that user, and the daemon
+        could not open its database any more. With no WAL files, no writer is running and
+        everything is in the main file, which is read without locking (`immutable=1`), so
+        nothing is created; with them, they are the daemon's and are used as they are.
+        """
+        if not self.path.is_file():
+            raise FileNotFoundError(f"no database at {self.path}")
+        wal = [self.path.with_name(self.path.name + suffix) for suffix in ("-wal", "-shm")]
+        mode = "mode=ro" if any(file.exists() for file in wal) else "immutable=1"
+        uri = f"{self.path.resolve().as_uri()}?{mode}"
+        self._db = await aiosqlite.connect(uri, uri=True, isolation_level=None)
+        self._db.row_factory = aiosqlite.Row
+        await self._db.execute("PRAGMA busy_timeout=5000")
+        await self._db.execute("PRAGMA query_only=ON")
+        async with self._db.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        version = row[0] if row else 0
+        if version < len(MIGRATIONS):
+            await self.close()
+            raise RuntimeError(
+                f"database schema {version} is older than this program's {len(MIGRATIONS)};"
+                " restart the daemon once to migrate it"
+            )
 
     async def close(self) -> None:
         if self._db is not None:
@@ -397,6 +436,124 @@ class Store:
             " WHERE repo IS NOT NULL GROUP BY lower(repo)"
         )
         return {row["repo"]: row["at"] for row in rows}
+
+    async def send_errors_since(self, since: float) -> SendErrorSummary:
+        """Failed attempts on messages queued since `since`, and the latest unresolved error.
+
+        Derived from the outbox, which counts attempts: a sent row failed `attempts - 1`
+        times, a pending or failed one `attempts` times.
+        """
+        totals = await self._fetchall(
+            "SELECT COALESCE(SUM(attempts - (status = 'sent')), 0) AS errors,"
+            " COALESCE(SUM(status = 'failed'), 0) AS failed FROM outbox WHERE created_at >= ?",
+            (since,),
+        )
+        latest = await self._fetchall(
+            "SELECT room_id, last_error FROM outbox WHERE created_at >= ?"
+            " AND last_error IS NOT NULL ORDER BY id DESC LIMIT 1",
+            (since,),
+        )
+        last = latest[0] if latest else None
+        return SendErrorSummary(
+            totals[0]["errors"],
+            totals[0]["failed"],
+            last["last_error"] if last else None,
+            last["room_id"] if last else None,
+        )
+
+    async def accepted_at(self, message_id: int) -> float | None:
+        """When the delivery behind a message was accepted (the newest one, if coalesced)."""
+        rows = await self._fetchall(
+            "SELECT d.received_at FROM outbox o JOIN deliveries d ON d.id = o.delivery_row"
+            " WHERE o.id = ?",
+            (message_id,),
+        )
+        return rows[0]["received_at"] if rows else None
+
+    # --- intake log and event log ------------------------------------------------------
+
+    async def log_intake(self, entry: IntakeEntry, keep_after: float) -> None:
+        """Record a refused or duplicate request; forget entries before `keep_after` and
+        beyond the newest INTAKE_LOG_MAX_ROWS, in the same transaction."""
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT INTO intake_log (at, result, status, reason, delivery_id, event, repo,"
+                " remote) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    entry.at,
+                    entry.result,
+                    entry.status,
+                    entry.reason,
+                    entry.delivery_id,
+                    entry.event,
+                    entry.repo,
+                    entry.remote,
+                ),
+            )
+            newest = cursor.lastrowid or 0
+            await conn.execute(
+                "DELETE FROM intake_log WHERE at < ? OR id <= ?",
+                (keep_after, newest - INTAKE_LOG_MAX_ROWS),
+            )
+
+    async def intake_summary(self, result: str, since: float) -> IntakeSummary:
+        rows = await self._fetchall(
+            "SELECT COUNT(*) AS n, MAX(id) AS last FROM intake_log WHERE result = ? AND at >= ?",
+            (result, since),
+        )
+        if not rows[0]["n"]:
+            return IntakeSummary(0)
+        (last,) = await self._fetchall(
+            "SELECT at, reason, remote FROM intake_log WHERE id = ?", (rows[0]["last"],)
+        )
+        return IntakeSummary(rows[0]["n"], last["at"], last["reason"], last["remote"])
+
+    async def delivery_log(self, limit: int, repo: str | None = None) -> list[LoggedDelivery]:
+        """The newest deliveries, with the rooms each was posted to (or held for)."""
+        where, params = ("WHERE lower(repo) = ?", [repo.lower()]) if repo else ("", [])
+        rows = await self._fetchall(
+            "SELECT id, delivery_id, event, repo, received_at, status, note FROM deliveries"
+            f" {where} ORDER BY id DESC LIMIT ?",
+            [*params, limit],
+        )
+        rooms = await self._rooms_of([row["id"] for row in rows])
+        return [
+            LoggedDelivery(
+                row["received_at"],
+                row["delivery_id"],
+                row["event"],
+                row["repo"],
+                row["status"],
+                row["note"],
+                tuple(rooms.get(row["id"], ())),
+            )
+            for row in rows
+        ]
+
+    async def _rooms_of(self, delivery_rows: Sequence[int]) -> dict[int, list[RoomPost]]:
+        if not delivery_rows:
+            return {}
+        marks = ",".join("?" * len(delivery_rows))
+        rows = await self._fetchall(
+            f"SELECT delivery_row, room_id, status FROM outbox WHERE delivery_row IN ({marks})"
+            f" UNION ALL SELECT delivery_row, room_id, 'held' FROM held"
+            f" WHERE delivery_row IN ({marks}) ORDER BY 1, 2",
+            [*delivery_rows, *delivery_rows],
+        )
+        rooms: dict[int, list[RoomPost]] = {}
+        for row in rows:
+            rooms.setdefault(row[0], []).append(RoomPost(row[1], row[2]))
+        return rooms
+
+    async def intake_log(self, limit: int, repo: str | None = None) -> list[IntakeEntry]:
+        """The newest refused or duplicate requests (with `repo`: only that repo's duplicates)."""
+        where, params = ("WHERE lower(repo) = ?", [repo.lower()]) if repo else ("", [])
+        rows = await self._fetchall(
+            "SELECT at, result, status, reason, delivery_id, event, repo, remote FROM intake_log"
+            f" {where} ORDER BY id DESC LIMIT ?",
+            [*params, limit],
+        )
+        return [IntakeEntry(*row) for row in rows]
 
 
 async def _queue(

@@ -1,7 +1,8 @@
 """The receiver's aiohttp application: its route table and nothing of the bot.
 
-The composition root passes in what the routes need (the webhook receiver and a health
-source) and adds its own cleanup contexts; the receiver never imports the bot.
+The composition root passes in what the routes need (the webhook receiver, a health
+source and a metrics source) and adds its own cleanup contexts; the receiver never
+imports the bot.
 """
 
 from __future__ import annotations
@@ -10,21 +11,30 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from prometheus_client.exposition import choose_encoder
 
+from core.metrics import Scrape
 from receiver.webhook import WebhookReceiver
 
 HealthSource = Callable[[], Awaitable[dict[str, Any]]]
 
 WEBHOOK_PATH = "/webhook/gitea"
 HEALTH_PATH = "/webhook/health"
+METRICS_PATH = "/metrics"
 # Headroom over the body limit so an oversized body reaches the handler's own 413 reason.
 _READ_SLACK = 1024
 
 
 def create_app(
-    webhook: WebhookReceiver, health: HealthSource, max_body_bytes: int
+    webhook: WebhookReceiver,
+    health: HealthSource,
+    max_body_bytes: int,
+    metrics: Scrape | None = None,
 ) -> web.Application:
-    """Build the receiver's routes; callers add lifecycle (cleanup contexts) on top."""
+    """Build the receiver's routes; callers add lifecycle (cleanup contexts) on top.
+
+    Without a metrics source there is no `/metrics` route.
+    """
     app = web.Application(client_max_size=max_body_bytes + _READ_SLACK)
 
     async def health_view(_: web.Request) -> web.Response:
@@ -32,4 +42,18 @@ def create_app(
 
     app.router.add_post(WEBHOOK_PATH, webhook.handle)
     app.router.add_get(HEALTH_PATH, health_view)
+    if metrics is not None:
+        app.router.add_get(METRICS_PATH, _metrics_view(metrics))
     return app
+
+
+def _metrics_view(
+    scrape: Scrape,
+) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def metrics_view(request: web.Request) -> web.Response:
+        # The scraper's Accept header picks the format: Prometheus text, or OpenMetrics.
+        encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+        body = encode(await scrape())
+        return web.Response(body=body, headers={"Content-Type": content_type})
+
+    return metrics_view

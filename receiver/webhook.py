@@ -3,6 +3,10 @@
 Each failure has its own status and a short reason, logged with the delivery id, so an
 operator can tell a wrong secret from a wrong proxy path from junk. Nothing here raises
 into aiohttp for bad input: a request is either stored or refused with a 4xx.
+
+Every answer is counted by result (`/metrics`), and refusals and duplicates are written
+to the store's intake log: `!health` reports signature failures from it, and
+`forge-notifier events` shows them beside the deliveries.
 """
 
 from __future__ import annotations
@@ -17,8 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
+from core import diagnostics
+from core.diagnostics import IntakeEntry
 from core.events import AnnouncedEvent, PayloadError, PushEvent, parse_event, repo_of
+from core.metrics import Metrics
 from core.records import NewDelivery
 from core.store import Store
 from receiver.body import ACCEPTED_TYPES, BodyError, media_type, signed_payload
@@ -31,6 +39,13 @@ SIGNATURE_REASONS = {
     SignatureCheck.MISSING: "missing signature (is the webhook secret set on the forge?)",
     SignatureCheck.MISMATCH: "signature does not match (is the webhook secret the same?)",
 }
+# The result a refusal is counted and recorded under, by HTTP status.
+REFUSAL_RESULTS = {
+    400: diagnostics.INVALID,
+    401: diagnostics.BAD_SIGNATURE,
+    413: diagnostics.TOO_LARGE,
+    415: diagnostics.UNSUPPORTED_TYPE,
+}
 
 
 @dataclass(frozen=True)
@@ -38,6 +53,7 @@ class WebhookConfig:
     secret: str | None  # None only when unsigned deliveries were explicitly allowed
     max_body_bytes: int
     ignore_pushers: frozenset[str] = frozenset()  # lower-case Gitea logins (bot loops)
+    intake_log_keep_s: float = 7 * 86400  # the retention period, for the intake log
 
     def ignores(self, event: AnnouncedEvent | None) -> bool:
         return isinstance(event, PushEvent) and event.actor.lower() in self.ignore_pushers
@@ -55,21 +71,29 @@ class Refusal(Exception):
 class WebhookReceiver:
     """Turns a webhook request into a committed inbox row, or a precise refusal."""
 
-    def __init__(self, store: Store, config: WebhookConfig, on_accepted: Callable[[], None]):
+    def __init__(
+        self,
+        store: Store,
+        config: WebhookConfig,
+        on_accepted: Callable[[], None],
+        metrics: Metrics | None = None,
+    ) -> None:
+        """`metrics` comes from the composition root; without one, counts go nowhere."""
         self._store = store
         self._config = config
         self._on_accepted = on_accepted
+        self._metrics = metrics or Metrics(CollectorRegistry())
 
     async def handle(self, request: web.Request) -> web.Response:
         try:
             delivery = delivery_id(request.headers) or f"local-{uuid.uuid4()}"
         except HeaderError as exc:
-            return _refuse(Refusal(400, str(exc)), "?", request)
+            return await self._refuse(Refusal(400, str(exc)), None, request)
         try:
             record = await self._verified_record(request, delivery)
         except Refusal as refusal:
-            return _refuse(refusal, delivery, request)
-        return await self._commit(record)
+            return await self._refuse(refusal, delivery, request)
+        return await self._commit(record, request.remote)
 
     async def _verified_record(self, request: web.Request, delivery: str) -> NewDelivery:
         signed = await self._signed_body(request)
@@ -127,27 +151,21 @@ class WebhookReceiver:
         if check is not SignatureCheck.VALID:
             raise Refusal(401, SIGNATURE_REASONS[check])
 
-    async def _commit(self, record: NewDelivery) -> web.Response:
+    async def _commit(self, record: NewDelivery, remote: str | None) -> web.Response:
         try:
             inserted = await self._store.record_delivery(record)
         except sqlite3.Error:
             # Not stored, so not accepted: a 5xx makes Gitea show the delivery as failed.
             log.exception("delivery %s could not be stored", record.delivery_id)
+            self._metrics.delivery(diagnostics.STORE_ERROR)
             return web.json_response(
                 {"status": "error", "reason": "storage unavailable"}, status=503
             )
         if not inserted:
-            log.info(
-                "delivery %s (%s, %s) is a duplicate", record.delivery_id, record.event, record.repo
-            )
-            return web.json_response({"status": "duplicate"}, status=200)
-        log.info(
-            "delivery %s (%s, %s) %s",
-            record.delivery_id,
-            record.event,
-            record.repo,
-            "accepted" if record.status == "pending" else "ignored",
-        )
+            return await self._duplicate(record, remote)
+        result = diagnostics.ACCEPTED if record.status == "pending" else diagnostics.IGNORED
+        log.info("delivery %s (%s, %s) %s", record.delivery_id, record.event, record.repo, result)
+        self._metrics.delivery(result)
         if record.status == "ignored":
             return web.json_response(
                 {"status": "ignored", "delivery": record.delivery_id}, status=202
@@ -155,13 +173,62 @@ class WebhookReceiver:
         self._on_accepted()
         return web.json_response({"status": "accepted", "delivery": record.delivery_id}, status=202)
 
+    async def _duplicate(self, record: NewDelivery, remote: str | None) -> web.Response:
+        log.info(
+            "delivery %s (%s, %s) is a duplicate", record.delivery_id, record.event, record.repo
+        )
+        self._metrics.delivery(diagnostics.DUPLICATE)
+        reason = "same delivery id, or same event and body"
+        await self._log_intake(
+            IntakeEntry(
+                time.time(),
+                diagnostics.DUPLICATE,
+                200,
+                reason,
+                record.delivery_id,
+                record.event,
+                record.repo,
+                remote,
+            )
+        )
+        return web.json_response({"status": "duplicate"}, status=200)
 
-def _refuse(refusal: Refusal, delivery: str, request: web.Request) -> web.Response:
-    log.warning(
-        "delivery %s from %s refused: %d %s",
-        delivery,
-        request.remote,
-        refusal.status,
-        refusal.reason,
-    )
-    return web.json_response({"status": "error", "reason": refusal.reason}, status=refusal.status)
+    async def _refuse(
+        self, refusal: Refusal, delivery: str | None, request: web.Request
+    ) -> web.Response:
+        log.warning(
+            "delivery %s from %s refused: %d %s",
+            delivery or "?",
+            request.remote,
+            refusal.status,
+            refusal.reason,
+        )
+        result = REFUSAL_RESULTS.get(refusal.status, diagnostics.INVALID)
+        self._metrics.delivery(result)
+        entry = IntakeEntry(
+            time.time(),
+            result,
+            refusal.status,
+            refusal.reason,
+            delivery,
+            _event_header(request),
+            remote=request.remote,
+        )
+        await self._log_intake(entry)
+        return web.json_response(
+            {"status": "error", "reason": refusal.reason}, status=refusal.status
+        )
+
+    async def _log_intake(self, entry: IntakeEntry) -> None:
+        """Best effort: the answer to the forge never depends on the intake log."""
+        try:
+            await self._store.log_intake(entry, entry.at - self._config.intake_log_keep_s)
+        except sqlite3.Error:
+            log.warning("could not record %s request in the intake log", entry.result)
+
+
+def _event_header(request: web.Request) -> str | None:
+    try:
+        return event_kind(request.headers)
+    except HeaderError:
+        return None

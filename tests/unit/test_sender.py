@@ -39,9 +39,16 @@ class FakeClient:
 
     script: dict[str, list[Answer]] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
+    rooms: dict[str, Any] = field(default_factory=dict)  # nio's joined rooms (for encryption)
+    olm: Any = None  # encryption is off in this fake
 
     async def room_send(
-        self, room_id: str, message_type: str, content: dict[str, Any], tx_id: str | None = None
+        self,
+        room_id: str,
+        message_type: str,
+        content: dict[str, Any],
+        tx_id: str | None = None,
+        ignore_unverified_devices: bool = False,
     ) -> RoomSendResponse | RoomSendError:
         self.calls.append(Call(room_id, message_type, content, tx_id))
         answers = self.script.get(room_id, [])
@@ -221,3 +228,17 @@ async def test_stop_before_sending_sends_nothing(
     sender.stop()
     assert await sender.send_due() == 0
     assert client.calls == []
+
+
+async def test_no_plaintext_into_an_encrypted_room_without_encryption(store: Store) -> None:
+    from types import SimpleNamespace
+
+    client = FakeClient(rooms={ROOM_A: SimpleNamespace(encrypted=True)})
+    sender = Sender(client, store, Wakeup(), clock=Clock())  # type: ignore[arg-type]
+    first = await sender.attempt(ROOM_A, "secret news", "<p>secret news</p>", "t1")
+    second = await sender.attempt(ROOM_A, "more news", "<p>more news</p>", "t2")
+    assert (first.retry, second.retry) == (False, False)
+    assert "encrypted" in (first.error or "")
+    sent = [call.content["body"] for call in client.calls]
+    assert len(sent) == 1  # the one explanation, never the news
+    assert sent[0].startswith("I cannot post in this room: it is end-to-end encrypted")
