@@ -34,6 +34,7 @@ from prometheus_client import CollectorRegistry
 from bot.commands import CommandContext, CommandRouter
 from bot.dispatcher import Dispatcher
 from bot.encryption import E2EStatus, client_config, crypto_store_dir, e2e_status, undecryptable
+from bot.gitea_hooks import webhook_note
 from bot.health import Health
 from bot.invites import InvitePolicy
 from bot.login import HomeserverUnavailable, log_in
@@ -139,8 +140,13 @@ def _register_callbacks(
         if not outcome.sent:
             log.warning("reply to %s not sent: %s", room_id, outcome.error)
 
+    note = None
+    if settings.gitea_url and settings.gitea_token:
+        token = settings.gitea_token.get_secret_value()
+        note = functools.partial(webhook_note, settings.gitea_url, token, settings.webhook_url)
+
     def context(room_id: str, sender_id: str) -> CommandContext:
-        return CommandContext(room_id, sender_id, store, settings.webhook_url, health.text)
+        return CommandContext(room_id, sender_id, store, settings.webhook_url, health.text, note)
 
     permissions = PermissionChecker(settings.command_power_level, settings.admins, fetch_create)
     router = CommandRouter(settings.user_id, permissions, context, reply, sync.live)

@@ -33,6 +33,8 @@ class CommandContext:
     store: Store
     webhook_url: str
     health_text: Callable[[], Awaitable[str]]
+    # With a Gitea token: whether Gitea already calls us for a spec, in one sentence.
+    webhook_note: Callable[[str], Awaitable[str]] | None = None
 
 
 @dataclass(frozen=True)
@@ -98,10 +100,13 @@ async def subscribe(ctx: CommandContext, args: list[str]) -> str:
         return f"This room is already subscribed to {request.spec} ({describe(current)})."
     if result is SubscribeResult.UPDATED:
         return f"Updated this room's subscription to {request.spec}: {describe(current)}."
-    return (
+    reply = (
         f"Subscribed this room to {request.spec} ({describe(current)}). Gitea must send its "
         f"webhook to {ctx.webhook_url} (content type application/json, with the shared secret)."
     )
+    if ctx.webhook_note is not None:
+        reply += " " + await ctx.webhook_note(request.spec)
+    return reply
 
 
 @command(

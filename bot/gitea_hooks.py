@@ -14,6 +14,8 @@ whatever its scheme or port, or when it points at an old address given with
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -313,3 +315,30 @@ def problems_for_hooks(
             " (hooks will point at it + /webhook/gitea)"
         )
     return problems
+
+
+HOOK_CHECK_S = 5.0
+
+
+async def webhook_note(base_url: str, token: str, webhook_url: str, spec: str) -> str:
+    """One sentence for the `!subscribe` reply: does Gitea already call us for `spec`?
+
+    A repository is covered by its own hook or its organisation's; `OWNER/*` by the
+    organisation's. Bounded in time: a slow Gitea must not hold up the chat reply.
+    """
+    owner, _, name = spec.partition("/")
+    targets = (
+        [Target("org", owner)] if name == "*" else [Target("repo", spec), Target("org", owner)]
+    )
+    desired = DesiredHook(webhook_url, None)
+    try:
+        async with asyncio.timeout(HOOK_CHECK_S), aiohttp.ClientSession() as session:
+            client = GiteaClient(session, base_url, token)
+            for target in targets:
+                with contextlib.suppress(GiteaError):  # e.g. the owner is a user, not an org
+                    if any(desired.is_ours(hook) for hook in await client.list_hooks(target)):
+                        return f"Gitea already sends this {target.noun}'s events here."
+    except TimeoutError:
+        return "Gitea did not answer in time, so I could not check its webhooks."
+    command = f"forge-notifier hooks install --{'org ' + owner if name == '*' else 'repo ' + spec}"
+    return f"Gitea has no webhook pointing here for it yet: run `{command}` or add one in Gitea."

@@ -20,7 +20,7 @@ import pytest
 from aiohttp import web
 
 from bot.cli import main
-from bot.gitea_hooks import DEFAULT_EVENTS, DesiredHook
+from bot.gitea_hooks import DEFAULT_EVENTS, DesiredHook, webhook_note
 
 TOKEN = "gitea-token-do-not-print"
 SECRET = "webhook-secret-do-not-print"
@@ -333,3 +333,24 @@ def test_a_hook_beyond_the_first_page_is_found_not_duplicated(
     assert code == 0
     assert f"acme/busy: hook #{ours.id} already up to date" in output
     assert len(gitea.owners["acme/busy"]) == gitea.max_page + 5
+
+
+async def test_subscribe_note_says_whether_gitea_already_calls_us(gitea: FakeGitea) -> None:
+    gitea.owners["acme/widgets"] = []
+    gitea.owners["org:acme"] = []
+    gitea.owners["solo/tool"] = []
+    missing = await webhook_note(gitea.url, TOKEN, OURS, "acme/widgets")
+    assert missing == (
+        "Gitea has no webhook pointing here for it yet: run "
+        "`forge-notifier hooks install --repo acme/widgets` or add one in Gitea."
+    )
+    gitea.add("org:acme")
+    assert await webhook_note(gitea.url, TOKEN, OURS, "acme/widgets") == (
+        "Gitea already sends this organisation's events here."
+    )
+    assert "already" in await webhook_note(gitea.url, TOKEN, OURS, "acme/*")
+    gitea.add("solo/tool")  # a user's repository: no organisation to ask (404)
+    assert await webhook_note(gitea.url, TOKEN, OURS, "solo/tool") == (
+        "Gitea already sends this repository's events here."
+    )
+    assert "--org nobody" in await webhook_note(gitea.url, TOKEN, OURS, "nobody/*")
