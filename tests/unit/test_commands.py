@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -60,14 +58,6 @@ class CreateEvents:
     async def __call__(self, room_id: str) -> dict[str, Any] | None:
         self.fetches += 1
         return self.events.get(room_id)
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = Store(tmp_path / "db.sqlite3")
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 def make_router(store: Store, create: dict[str, Any] | None) -> CommandRouter:

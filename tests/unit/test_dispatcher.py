@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -24,14 +23,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = Store(tmp_path / "db.sqlite3")
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 async def accept(store: Store, repo: str, n: int, commits: int = 1, branch: str = "main") -> None:

@@ -4,9 +4,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
@@ -23,14 +21,6 @@ ROOM = "!room:example.org"
 @dataclass
 class Link:
     state: LinkState
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = Store(tmp_path / "db.sqlite3")
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 @pytest.fixture

@@ -24,14 +24,6 @@ from tests.unit.test_receiver import SECRET, Intake, _intake
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = Store(tmp_path / "db.sqlite3")
-    await opened.open()
-    yield opened
-    await opened.close()
-
-
-@pytest.fixture
 async def intake(tmp_path: Path) -> AsyncIterator[Intake]:
     async for value in _intake(tmp_path / "r", SECRET, 64 * 1024):
         yield value

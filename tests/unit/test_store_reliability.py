@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-
 from core.records import NewDelivery, NewMessage
 from core.store import Store
 
 OLD, NEW, OTHER = "!old:x", "!new:x", "!other:x"
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    opened = Store(tmp_path / "db.sqlite3")
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 async def queue(store: Store, *rooms: str, hold: tuple[str, ...] = ()) -> None:
