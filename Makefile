@@ -16,8 +16,16 @@ test: $(VENV)/.installed-test  ## lint, then every test (unit + end-to-end on a 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
-bench: $(VENV)/.installed-test  ## end-to-end latency against a real Synapse
-	$(BIN)/python -m benchmarks.e2e_latency $(ARGS)
+# Benchmark-only tools stay out of the runtime deps: wrk (Debian), matplotlib, and the peer
+# matrix-webhook in a venv of its own (it pins matrix-nio < 0.25).
+bench: $(VENV)/.installed-test  ## intake, latency, burst, memory and a peer → docs/benchmarks.md
+	command -v wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; } \
+		|| echo "wrk could not be installed: the intake ceiling will be skipped"
+	$(BIN)/python -m pip install --quiet 'matplotlib>=3.7'
+	test -x $(VENV)/peer/bin/python || $(PYTHON) -m venv $(VENV)/peer
+	$(VENV)/peer/bin/python -m pip install --quiet 'matrix-webhook==3.9.1'
+	$(BIN)/python -m benchmarks.run --peer-python $(VENV)/peer/bin/python \
+		--out docs/benchmarks.md $(ARGS)
 
 $(BIN)/python:
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 needed"'

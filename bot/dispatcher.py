@@ -75,10 +75,12 @@ class Dispatcher:
         """Route everything pending now; returns how many messages were queued."""
         queued = 0
         while batch := await self._store.pending_deliveries():
+            routed = 0
             for delivery in batch:
-                queued += await self._route_isolated(delivery)
-        if queued:
-            self._outbox.set()
+                routed += await self._route_isolated(delivery)
+            if routed:  # per batch: under a long burst the sender starts at once
+                self._outbox.set()
+            queued += routed
         return queued
 
     async def _route_isolated(self, delivery: Delivery) -> int:
