@@ -94,14 +94,15 @@ def build_app(settings: Settings, on_fatal: Callable[[Exception], None]) -> web.
     health = Health(store, sync, encryption=e2e.reason)
     secret = settings.secret
     ignored = frozenset(login.lower() for login in settings.ignore_pushers)
-    retention_s = settings.retention_days * 86400
-    config = WebhookConfig(secret, settings.max_body_bytes, ignored, retention_s)
+    config = WebhookConfig(secret, settings.max_body_bytes, ignored)
     receiver = WebhookReceiver(store, config, on_accepted=inbox.set, metrics=metrics)
     scrape = scraper(metrics, store, lambda: sync.state.connected)
     app = create_app(receiver, health.snapshot, settings.max_body_bytes, scrape)
     app[MATRIX_LIVE] = sync.live
     sender = Sender(client, store, outbox, metrics=metrics, share_with=settings.e2e_share_with)
-    dispatcher = Dispatcher(store, inbox, outbox, settings.rate_limit_seconds, retention_s)
+    dispatcher = Dispatcher(
+        store, inbox, outbox, settings.rate_limit_seconds, settings.retention_days * 86400
+    )
     _register_callbacks(client, settings, store, sync, sender, health, outbox)
     logged_in = asyncio.Event()
     tasks = Supervisor(on_fatal)

@@ -18,6 +18,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import astuple
 from pathlib import Path
 
 import aiosqlite
@@ -160,16 +161,7 @@ class Store:
             cursor = await conn.execute(
                 "INSERT OR IGNORE INTO deliveries (delivery_id, event, body_sha256, repo,"
                 " payload, received_at, status, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    delivery.delivery_id,
-                    delivery.event,
-                    delivery.body_sha256,
-                    delivery.repo,
-                    delivery.payload,
-                    delivery.received_at,
-                    delivery.status,
-                    delivery.note,
-                ),
+                astuple(delivery),  # fields in column order
             )
             return cursor.rowcount == 1
 
@@ -389,12 +381,14 @@ class Store:
     # --- retention ---------------------------------------------------------------------
 
     async def prune(self, older_than: float) -> tuple[int, int]:
-        """Forget finished messages and deliveries (with their dedup keys) before a time.
+        """Forget finished messages, deliveries (with their dedup keys) and intake-log
+        entries before a time.
 
         Pending deliveries and those still held for a coalesced message are kept whatever
         their age. Returns (messages, deliveries) removed.
         """
         async with self._transaction() as conn:
+            await conn.execute("DELETE FROM intake_log WHERE at < ?", (older_than,))
             messages = await conn.execute(
                 "DELETE FROM outbox WHERE status != 'pending' AND created_at < ?", (older_than,)
             )
@@ -472,28 +466,18 @@ class Store:
 
     # --- intake log and event log ------------------------------------------------------
 
-    async def log_intake(self, entry: IntakeEntry, keep_after: float) -> None:
-        """Record a refused or duplicate request; forget entries before `keep_after` and
-        beyond the newest INTAKE_LOG_MAX_ROWS, in the same transaction."""
+    async def log_intake(self, entry: IntakeEntry) -> None:
+        """Record a refused or duplicate request, keeping only the newest INTAKE_LOG_MAX_ROWS:
+        a flood of junk must not grow the file between two hourly prunes (age is `prune`'s)."""
         async with self._transaction() as conn:
             cursor = await conn.execute(
                 "INSERT INTO intake_log (at, result, status, reason, delivery_id, event, repo,"
                 " remote) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    entry.at,
-                    entry.result,
-                    entry.status,
-                    entry.reason,
-                    entry.delivery_id,
-                    entry.event,
-                    entry.repo,
-                    entry.remote,
-                ),
+                astuple(entry),
             )
             newest = cursor.lastrowid or 0
             await conn.execute(
-                "DELETE FROM intake_log WHERE at < ? OR id <= ?",
-                (keep_after, newest - INTAKE_LOG_MAX_ROWS),
+                "DELETE FROM intake_log WHERE id <= ?", (newest - INTAKE_LOG_MAX_ROWS,)
             )
 
     async def intake_summary(self, result: str, since: float) -> IntakeSummary:

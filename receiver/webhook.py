@@ -53,7 +53,6 @@ class WebhookConfig:
     secret: str | None  # None only when unsigned deliveries were explicitly allowed
     max_body_bytes: int
     ignore_pushers: frozenset[str] = frozenset()  # lower-case Gitea logins (bot loops)
-    intake_log_keep_s: float = 7 * 86400  # the retention period, for the intake log
 
     def ignores(self, event: AnnouncedEvent | None) -> bool:
         return isinstance(event, PushEvent) and event.actor.lower() in self.ignore_pushers
@@ -222,7 +221,7 @@ class WebhookReceiver:
     async def _log_intake(self, entry: IntakeEntry) -> None:
         """Best effort: the answer to the forge never depends on the intake log."""
         try:
-            await self._store.log_intake(entry, entry.at - self._config.intake_log_keep_s)
+            await self._store.log_intake(entry)
         except sqlite3.Error:
             log.warning("could not record %s request in the intake log", entry.result)
 

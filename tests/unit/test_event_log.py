@@ -73,22 +73,23 @@ async def test_delivery_log_lists_rooms_with_message_status(store: Store) -> Non
 async def test_intake_log_is_pruned_by_age_and_bounded_in_size(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    await store.log_intake(refusal(10.0), keep_after=0.0)
-    await store.log_intake(refusal(20.0), keep_after=0.0)
-    await store.log_intake(refusal(30.0), keep_after=15.0)
+    await store.log_intake(refusal(10.0))
+    await store.log_intake(refusal(20.0))
+    await store.log_intake(refusal(30.0))
+    await store.prune(older_than=15.0)  # age is the shared retention's job
     assert [e.at for e in await store.intake_log(10)] == [30.0, 20.0]
 
     monkeypatch.setattr("core.store.INTAKE_LOG_MAX_ROWS", 3)
     for at in (40.0, 50.0, 60.0):
-        await store.log_intake(refusal(at), keep_after=0.0)
+        await store.log_intake(refusal(at))
     assert [e.at for e in await store.intake_log(10)] == [60.0, 50.0, 40.0]
     assert INTAKE_LOG_MAX_ROWS >= 1000  # the real bound leaves room for a day of trouble
 
 
 async def test_intake_summary_counts_one_result_in_the_window(store: Store) -> None:
-    await store.log_intake(refusal(1.0), keep_after=0.0)
-    await store.log_intake(refusal(DAY + 5, reason="missing signature"), keep_after=0.0)
-    await store.log_intake(refusal(DAY + 6, diagnostics.DUPLICATE, status=200), keep_after=0.0)
+    await store.log_intake(refusal(1.0))
+    await store.log_intake(refusal(DAY + 5, reason="missing signature"))
+    await store.log_intake(refusal(DAY + 6, diagnostics.DUPLICATE, status=200))
 
     summary = await store.intake_summary(diagnostics.BAD_SIGNATURE, since=DAY)
     assert (summary.count, summary.last_at, summary.last_reason) == (
@@ -155,7 +156,7 @@ async def _record_history(path: Path) -> None:
     store = Store(path)
     await store.open()
     await deliver(store, "d-1", "acme/widgets", 1_700_000_000.0, rooms=(ROOM_A,))
-    await store.log_intake(refusal(1_700_000_100.0, delivery_id="bad-1"), keep_after=0.0)
+    await store.log_intake(refusal(1_700_000_100.0, delivery_id="bad-1"))
     duplicate = refusal(
         1_700_000_200.0,
         diagnostics.DUPLICATE,
@@ -164,7 +165,7 @@ async def _record_history(path: Path) -> None:
         delivery_id="d-1b",
         repo="acme/widgets",
     )
-    await store.log_intake(duplicate, keep_after=0.0)
+    await store.log_intake(duplicate)
     await deliver(store, "d-2", "acme/other", 1_700_000_300.0)
     await store.close()
 

@@ -30,7 +30,7 @@ def health(store: Store) -> Health:
 
 async def refuse(store: Store, at: float, reason: str) -> None:
     entry = IntakeEntry(at, diagnostics.BAD_SIGNATURE, 401, reason, "d-x", "push", None, "10.1.2.3")
-    await store.log_intake(entry, keep_after=0.0)
+    await store.log_intake(entry)
 
 
 async def queue_two(store: Store, at: float) -> tuple[int, int]:
