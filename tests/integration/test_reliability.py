@@ -132,25 +132,38 @@ async def test_homeserver_outage_loses_nothing(
     print(f"\noutage: sent 50, delivered {len(markers)} once each, drained in {drained:.1f} s")
 
 
-async def test_sigkill_while_draining_loses_and_duplicates_nothing(
-    homeserver: Homeserver, make_daemon: type[Daemon], alice: RoomDriver
-) -> None:
-    daemon = make_daemon()
+async def _interrupt_backlog(
+    homeserver: Homeserver, daemon: Daemon, alice: RoomDriver, sig: int, total: int, seen: int
+) -> tuple[int | None, float, int, float]:
+    """Queue `total` pushes, stop the daemon with `sig` once `seen` have arrived, restart it
+    and wait for the rest. Every marker must then be in the room exactly once, in order.
+    Returns (exit code, seconds to stop, delivered before the stop, seconds to drain)."""
     bot, tag = homeserver.bot.user_id, _tag()
     room = await room_with_bot(alice, bot)
-    repo = f"kill{tag}/repo"
+    repo = f"stop{tag}/repo"
     await command(alice, room, bot, f"!subscribe {repo}", "Subscribed")
-    markers = [f"kill-{i:03d}-{tag}" for i in range(200)]
-    assert await _post_many(daemon, repo, markers) == [202] * 200
-    while len(_bodies(alice, room, bot, "kill-")) < 20:
+    markers = [f"stop-{i:03d}-{tag}" for i in range(total)]
+    assert await _post_many(daemon, repo, markers) == [202] * total
+    while len(_bodies(alice, room, bot, f"-{tag}")) < seen:
         await alice.sync()
-    before_kill = len(_bodies(alice, room, bot, "kill-"))
-    daemon.stop(signal.SIGKILL)
+    before = len(_bodies(alice, room, bot, f"-{tag}"))
+    stopping = time.monotonic()
+    code = daemon.stop(sig)
+    stopped_in = time.monotonic() - stopping
     daemon.start()
     drained = await _wait_all(alice, room, bot, markers, timeout=120)
     _assert_once_in_order(alice, room, bot, markers)
+    return code, stopped_in, before, drained
+
+
+async def test_sigkill_while_draining_loses_and_duplicates_nothing(
+    homeserver: Homeserver, make_daemon: type[Daemon], alice: RoomDriver
+) -> None:
+    _, _, before, drained = await _interrupt_backlog(
+        homeserver, make_daemon(), alice, signal.SIGKILL, total=200, seen=20
+    )
     print(
-        f"\nSIGKILL after ≥{before_kill} of 200 delivered: all 200 once each, "
+        f"\nSIGKILL after {before} of 200 delivered: all 200 once each, "
         f"rest drained in {drained:.1f} s after restart"
     )
 
@@ -158,21 +171,10 @@ async def test_sigkill_while_draining_loses_and_duplicates_nothing(
 async def test_sigterm_drains_and_restart_delivers_the_rest_once(
     homeserver: Homeserver, make_daemon: type[Daemon], alice: RoomDriver
 ) -> None:
-    daemon = make_daemon()
-    bot, tag = homeserver.bot.user_id, _tag()
-    room = await room_with_bot(alice, bot)
-    repo = f"term{tag}/repo"
-    await command(alice, room, bot, f"!subscribe {repo}", "Subscribed")
-    markers = [f"term-{i:03d}-{tag}" for i in range(100)]
-    assert await _post_many(daemon, repo, markers) == [202] * 100
-    while len(_bodies(alice, room, bot, "term-")) < 10:
-        await alice.sync()
-    stopping = time.monotonic()
-    assert daemon.stop(signal.SIGTERM) == 0  # a clean exit, not the fixture's SIGKILL
-    stopped_in = time.monotonic() - stopping
-    daemon.start()
-    await _wait_all(alice, room, bot, markers, timeout=120)
-    _assert_once_in_order(alice, room, bot, markers)
+    code, stopped_in, _, _ = await _interrupt_backlog(
+        homeserver, make_daemon(), alice, signal.SIGTERM, total=100, seen=10
+    )
+    assert code == 0  # a clean exit, not the fixture's SIGKILL
     print(f"\nSIGTERM with a backlog: exited 0 in {stopped_in:.1f} s; all 100 once each")
 
 

@@ -22,6 +22,7 @@ from core.wakeup import Wakeup
 from receiver.app import create_app
 from receiver.signature import sign
 from receiver.webhook import WebhookConfig, WebhookReceiver
+from tests.unit.fake_matrix import FakeClient
 
 SECRET = "metrics-secret"
 URL = "/webhook/gitea"
@@ -134,25 +135,6 @@ async def test_homeserver_up_is_read_at_scrape_time(daemon: Daemon) -> None:
     assert (await daemon.scrape())["forge_notifier_homeserver_up"] == 1
 
 
-@dataclass
-class ScriptedClient:
-    """`room_send` answers from a script; when it runs out, everything is sent."""
-
-    script: list[RoomSendResponse | RoomSendError] = field(default_factory=list)
-    rooms: dict[str, Any] = field(default_factory=dict)  # nio's joined rooms
-    olm: Any = None  # no encryption
-
-    async def room_send(
-        self,
-        room_id: str,
-        message_type: str,
-        content: dict[str, Any],
-        tx_id: str | None = None,
-        ignore_unverified_devices: bool = False,
-    ) -> RoomSendResponse | RoomSendError:
-        return self.script.pop(0) if self.script else RoomSendResponse("$sent", room_id)
-
-
 async def test_sender_counts_sent_retried_failed_and_times_acceptance_to_sent(
     daemon: Daemon,
 ) -> None:
@@ -164,12 +146,14 @@ async def test_sender_counts_sent_retried_failed_and_times_acceptance_to_sent(
     (row,) = await store.pending_deliveries()
     message = NewMessage(ROOM, "acme/widgets", "hello", "<p>hello</p>")
     await store.route_delivery(row.id, [message, message], "routed", None, now=accepted_at)
-    client = ScriptedClient(
-        [
-            RoomSendError("busy", "M_UNKNOWN", retry_after_ms=None),
-            RoomSendResponse("$one", ROOM),
-            RoomSendError("no", "M_FORBIDDEN"),
-        ]
+    client = FakeClient(
+        script={
+            ROOM: [
+                RoomSendError("busy", "M_UNKNOWN", retry_after_ms=None),
+                RoomSendResponse("$one", ROOM),
+                RoomSendError("no", "M_FORBIDDEN"),
+            ]
+        }
     )
     sender = Sender(
         cast(AsyncClient, client), store, Wakeup(), clock=lambda: now[0], metrics=daemon.metrics
