@@ -86,6 +86,13 @@ async def room_with_bot(
     return room
 
 
+async def subscribed_room(driver: RoomDriver, bot_id: str, spec: str) -> str:
+    """A new room with the bot in it, subscribed to `spec` by the room's creator."""
+    room = await room_with_bot(driver, bot_id)
+    await command(driver, room, bot_id, f"!subscribe {spec}", "Subscribed")
+    return room
+
+
 async def command(driver: RoomDriver, room: str, bot_id: str, text: str, expect: str) -> str:
     """Send a command and return the bot's reply body (the first new notice containing `expect`)."""
     mark = driver.mark(room)

@@ -19,6 +19,7 @@ from tests.integration.conftest import (
     post,
     push,
     room_with_bot,
+    subscribed_room,
 )
 
 FIRST_LINE = "[acme/widgets] alice pushed 1 commit to main"
@@ -79,8 +80,7 @@ async def test_push_lands_once_despite_retry_and_replay(
     homeserver: Homeserver, daemon: Daemon, alice: RoomDriver
 ) -> None:
     bot = homeserver.bot.user_id
-    room = await room_with_bot(alice, bot)
-    await command(alice, room, bot, "!subscribe acme/widgets", "Subscribed")
+    room = await subscribed_room(alice, bot, "acme/widgets")
     marker = _marker()
     status, answer, delivery = await push(daemon, "acme/widgets", marker)
     assert (status, answer["status"]) == (202, "accepted")
@@ -107,8 +107,7 @@ async def test_bad_signature_and_junk_post_nothing(
     homeserver: Homeserver, daemon: Daemon, alice: RoomDriver
 ) -> None:
     bot = homeserver.bot.user_id
-    room = await room_with_bot(alice, bot)
-    await command(alice, room, bot, "!subscribe acme/widgets", "Subscribed")
+    room = await subscribed_room(alice, bot, "acme/widgets")
     forged = _marker()
     status, answer, _ = await push(daemon, "acme/widgets", forged, secret="wrong-secret")
     assert status == 401
@@ -129,8 +128,7 @@ async def test_organisation_wildcard_and_unsubscribe(
     homeserver: Homeserver, daemon: Daemon, alice: RoomDriver
 ) -> None:
     bot = homeserver.bot.user_id
-    room = await room_with_bot(alice, bot)
-    await command(alice, room, bot, "!subscribe Umbrella/*", "Subscribed")
+    room = await subscribed_room(alice, bot, "Umbrella/*")
     marker = _marker()
     await push(daemon, "umbrella/anything", marker)
     await alice.wait_for(room, notice_from(bot, marker))
@@ -144,8 +142,7 @@ async def test_restart_keeps_subscriptions_and_session(
     homeserver: Homeserver, daemon: Daemon, alice: RoomDriver
 ) -> None:
     bot = homeserver.bot.user_id
-    room = await room_with_bot(alice, bot)
-    await command(alice, room, bot, "!subscribe acme/widgets", "Subscribed")
+    room = await subscribed_room(alice, bot, "acme/widgets")
     session_file = daemon.state_dir / "matrix-session.json"
     before = json.loads(session_file.read_text())
     devices = await _device_count(homeserver, before["access_token"])

@@ -9,7 +9,12 @@ from typing import Any
 from bot.room_driver import RoomDriver, notice_from
 from bot.sample import sign_delivery
 from tests.daemon_process import Daemon
-from tests.integration.conftest import WEBHOOK_SECRET, Homeserver, command, post, room_with_bot
+from tests.integration.conftest import (
+    WEBHOOK_SECRET,
+    Homeserver,
+    post,
+    subscribed_room,
+)
 
 
 def _payload(repo: str, **fields: Any) -> dict[str, Any]:
@@ -25,8 +30,7 @@ async def test_release_merged_pr_and_failing_ci_reach_the_room(
 ) -> None:
     bot, tag = homeserver.bot.user_id, uuid.uuid4().hex[:8]
     repo = f"kinds{tag}/widgets"
-    room = await room_with_bot(alice, bot)
-    await command(alice, room, bot, f"!subscribe {repo}", "Subscribed")
+    room = await subscribed_room(alice, bot, repo)
     deliveries = [
         (
             "release",

@@ -19,7 +19,14 @@ import pytest
 from bot.room_driver import Event, RoomDriver, notice_from
 from bot.sample import post_delivery, sample_push, sign_delivery
 from tests.daemon_process import Daemon
-from tests.integration.conftest import WEBHOOK_SECRET, Homeserver, command, push, room_with_bot
+from tests.integration.conftest import (
+    WEBHOOK_SECRET,
+    Homeserver,
+    command,
+    push,
+    room_with_bot,
+    subscribed_room,
+)
 
 SUMMARY = re.compile(r"^\[(?P<repo>[^\]]+)\] (?P<p>\d+) pushes \((?P<c>\d+) commits?\)")
 
@@ -117,8 +124,7 @@ async def test_homeserver_outage_loses_nothing(
 ) -> None:
     daemon = make_daemon()
     bot, tag = homeserver.bot.user_id, _tag()
-    room = await room_with_bot(alice, bot)
-    await command(alice, room, bot, f"!subscribe outage{tag}/repo", "Subscribed")
+    room = await subscribed_room(alice, bot, f"outage{tag}/repo")
     markers = [f"outage-{i:02d}-{tag}" for i in range(50)]
     homeserver.synapse.stop()
     try:
