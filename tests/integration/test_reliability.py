@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import re
 import signal
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import aiohttp
 import pytest
 
-from bot.room_driver import Event, RoomDriver, notice_from
-from bot.sample import post_delivery, sample_push, sign_delivery
+from bot.room_driver import RoomDriver, notice_from
 from tests.daemon_process import Daemon
+from tests.integration.backlog import (
+    assert_once_in_order,
+    bodies,
+    interrupt_backlog,
+    post_many,
+    wait_all,
+)
 from tests.integration.conftest import (
     WEBHOOK_SECRET,
     Homeserver,
@@ -59,40 +63,6 @@ def _tag() -> str:
     return uuid.uuid4().hex[:8]
 
 
-def _bodies(driver: RoomDriver, room: str, bot: str, contains: str) -> list[str]:
-    return [e["content"]["body"] for e in driver.events(room, notice_from(bot, contains))]
-
-
-async def _post_many(daemon: Daemon, repo: str, markers: list[str]) -> list[int]:
-    async with aiohttp.ClientSession() as session:
-        statuses = []
-        for marker in markers:
-            delivery = sign_delivery(sample_push(repo, message=marker), WEBHOOK_SECRET)
-            statuses.append((await post_delivery(session, daemon.webhook_url, delivery))[0])
-        return statuses
-
-
-async def _wait_all(
-    driver: RoomDriver, room: str, bot: str, markers: list[str], timeout: float
-) -> float:
-    """Sync until every marker was seen; returns the seconds it took."""
-    started = time.monotonic()
-    deadline = started + timeout
-    while not all(_bodies(driver, room, bot, m) for m in markers):
-        if time.monotonic() > deadline:
-            missing = [m for m in markers if not _bodies(driver, room, bot, m)]
-            raise AssertionError(f"{len(missing)} of {len(markers)} never arrived: {missing[:3]}")
-        await driver.sync(timeout_ms=2000)
-    return time.monotonic() - started
-
-
-def _assert_once_in_order(driver: RoomDriver, room: str, bot: str, markers: list[str]) -> None:
-    notices: list[Event] = driver.events(room, notice_from(bot))
-    seen = [m for e in notices for m in markers if m in e["content"]["body"]]
-    assert sorted(seen) == sorted(markers), "a marker is missing or appears twice"
-    assert seen == markers, "messages arrived out of order"
-
-
 async def test_burst_is_coalesced_per_repo(
     homeserver: Homeserver, make_daemon: type[Daemon], alice: RoomDriver
 ) -> None:
@@ -110,12 +80,12 @@ async def test_burst_is_coalesced_per_repo(
 
     await alice.wait_for(room, notice_from(bot, f"[{widgets}] 19 pushes"), timeout=20)
     await alice.wait_for(room, notice_from(bot, f"[{gadgets}] 2 pushes"), timeout=20)
-    mine = _bodies(alice, room, bot, f"[{widgets}]")
+    mine = bodies(alice, room, bot, f"[{widgets}]")
     assert len(mine) == 2
     assert mine[0].startswith(f"[{widgets}] alice pushed 1 commit to main")
     summary = SUMMARY.match(mine[1])
     assert summary and (int(summary["p"]), int(summary["c"])) == (19, sum(commits[1:]))
-    assert len(_bodies(alice, room, bot, f"[{gadgets}]")) == 2
+    assert len(bodies(alice, room, bot, f"[{gadgets}]")) == 2
     print(f"\nburst: 20 pushes → {len(mine)} messages; 3 pushes of another repo → 2")
 
 
@@ -128,45 +98,24 @@ async def test_homeserver_outage_loses_nothing(
     markers = [f"outage-{i:02d}-{tag}" for i in range(50)]
     homeserver.synapse.stop()
     try:
-        statuses = await _post_many(daemon, f"outage{tag}/repo", markers)
+        statuses = await post_many(daemon, f"outage{tag}/repo", markers)
         assert statuses == [202] * 50
         assert daemon.health()["queue"]["pending"] >= 1
     finally:
         homeserver.synapse.start()
-    drained = await _wait_all(alice, room, bot, markers, timeout=90)
-    _assert_once_in_order(alice, room, bot, markers)
+    drained = await wait_all(alice, room, bot, markers, timeout=90)
+    assert_once_in_order(alice, room, bot, markers)
     print(f"\noutage: sent 50, delivered {len(markers)} once each, drained in {drained:.1f} s")
-
-
-async def _interrupt_backlog(
-    homeserver: Homeserver, daemon: Daemon, alice: RoomDriver, sig: int, total: int, seen: int
-) -> tuple[int | None, float, int, float]:
-    """Queue `total` pushes, stop the daemon with `sig` once `seen` have arrived, restart it
-    and wait for the rest. Every marker must then be in the room exactly once, in order.
-    Returns (exit code, seconds to stop, delivered before the stop, seconds to drain)."""
-    bot, tag = homeserver.bot.user_id, _tag()
-    room = await room_with_bot(alice, bot)
-    repo = f"stop{tag}/repo"
-    await command(alice, room, bot, f"!subscribe {repo}", "Subscribed")
-    markers = [f"stop-{i:03d}-{tag}" for i in range(total)]
-    assert await _post_many(daemon, repo, markers) == [202] * total
-    while len(_bodies(alice, room, bot, f"-{tag}")) < seen:
-        await alice.sync()
-    before = len(_bodies(alice, room, bot, f"-{tag}"))
-    stopping = time.monotonic()
-    code = daemon.stop(sig)
-    stopped_in = time.monotonic() - stopping
-    daemon.start()
-    drained = await _wait_all(alice, room, bot, markers, timeout=120)
-    _assert_once_in_order(alice, room, bot, markers)
-    return code, stopped_in, before, drained
 
 
 async def test_sigkill_while_draining_loses_and_duplicates_nothing(
     homeserver: Homeserver, make_daemon: type[Daemon], alice: RoomDriver
 ) -> None:
-    _, _, before, drained = await _interrupt_backlog(
-        homeserver, make_daemon(), alice, signal.SIGKILL, total=200, seen=20
+    daemon = make_daemon()
+    bot, repo = homeserver.bot.user_id, f"kill{_tag()}/repo"
+    room = await subscribed_room(alice, bot, repo)
+    _, _, before, drained = await interrupt_backlog(
+        daemon, alice, bot, room, repo, signal.SIGKILL, total=200, seen=20
     )
     print(
         f"\nSIGKILL after {before} of 200 delivered: all 200 once each, "
@@ -177,8 +126,11 @@ async def test_sigkill_while_draining_loses_and_duplicates_nothing(
 async def test_sigterm_drains_and_restart_delivers_the_rest_once(
     homeserver: Homeserver, make_daemon: type[Daemon], alice: RoomDriver
 ) -> None:
-    code, stopped_in, _, _ = await _interrupt_backlog(
-        homeserver, make_daemon(), alice, signal.SIGTERM, total=100, seen=10
+    daemon = make_daemon()
+    bot, repo = homeserver.bot.user_id, f"term{_tag()}/repo"
+    room = await subscribed_room(alice, bot, repo)
+    code, stopped_in, _, _ = await interrupt_backlog(
+        daemon, alice, bot, room, repo, signal.SIGTERM, total=100, seen=10
     )
     assert code == 0  # a clean exit, not the fixture's SIGKILL
     print(f"\nSIGTERM with a backlog: exited 0 in {stopped_in:.1f} s; all 100 once each")
@@ -197,13 +149,13 @@ async def test_kicked_room_fails_visibly_and_others_keep_receiving(
     first, second = f"k1-{tag}", f"k2-{tag}"
     await push(daemon, repo, first)
     await push(daemon, repo, second)
-    await _wait_all(alice, kept, bot, [first, second], timeout=30)
+    await wait_all(alice, kept, bot, [first, second], timeout=30)
     health = await command(alice, kept, bot, "!health", "Failed")
     assert f"to {gone}" in health
     assert "M_FORBIDDEN" in health
     failures = daemon.health()["failures"]
     assert [(f["room"], f["failed"]) for f in failures] == [(gone, 2)]
-    assert _bodies(alice, gone, bot, first) == []
+    assert bodies(alice, gone, bot, first) == []
 
 
 async def test_ignored_pusher_is_recorded_not_announced(
@@ -219,7 +171,7 @@ async def test_ignored_pusher_is_recorded_not_announced(
     human = f"human-{tag}"
     await push(daemon, repo, human)
     await alice.wait_for(room, notice_from(bot, human))
-    assert _bodies(alice, room, bot, f"bot-{tag}") == []
+    assert bodies(alice, room, bot, f"bot-{tag}") == []
     assert "ignored" in daemon.log()
 
 
