@@ -99,7 +99,14 @@ def build_app(settings: Settings, on_fatal: Callable[[Exception], None]) -> web.
     scrape = scraper(metrics, store, lambda: sync.state.connected)
     app = create_app(receiver, health.snapshot, settings.max_body_bytes, scrape)
     app[MATRIX_LIVE] = sync.live
-    sender = Sender(client, store, outbox, metrics=metrics, share_with=settings.e2e_share_with)
+    sender = Sender(
+        client,
+        store,
+        outbox,
+        metrics=metrics,
+        share_with=settings.e2e_share_with,
+        on_settled=inbox.set,
+    )
     dispatcher = Dispatcher(
         store, inbox, outbox, settings.rate_limit_seconds, settings.retention_days * 86400
     )
@@ -108,7 +115,7 @@ def build_app(settings: Settings, on_fatal: Callable[[Exception], None]) -> web.
     tasks = Supervisor(on_fatal)
     app.cleanup_ctx.extend(
         [
-            functools.partial(_store_ctx, store),
+            functools.partial(_store_ctx, store, tasks),
             functools.partial(_matrix_ctx, client, settings, logged_in, tasks, e2e),
             functools.partial(_delivery_ctx, dispatcher, sender, outbox, sync.live, tasks),
             functools.partial(_sync_ctx, sync, logged_in, tasks),
@@ -172,10 +179,12 @@ def _guarded(callback: Callable[..., Awaitable[None]]) -> Callable[..., Awaitabl
     return wrapper
 
 
-async def _store_ctx(store: Store, _: web.Application) -> AsyncIterator[None]:
+async def _store_ctx(store: Store, tasks: Supervisor, _: web.Application) -> AsyncIterator[None]:
     await store.open()
     log.info("store open at %s", store.path)
+    checkpoints = tasks.start(store.checkpoint_forever(), "wal-checkpoint")
     yield
+    await cancel(checkpoints)
     await store.close()
 
 

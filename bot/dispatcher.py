@@ -9,16 +9,17 @@ leaves either nothing done (done again on restart) or everything done.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+
+import orjson
 
 from core.events import AnnouncedEvent, PayloadError, parse_event
 from core.filters import rooms_wanting
 from core.rate_limit import decide, window_open
-from core.records import Delivery, HeldGroup, NewMessage
+from core.records import Delivery, HeldGroup, NewMessage, PairState, Route
 from core.store import Store
 from core.wakeup import Wakeup
 from formatters import Rendered, render, render_held
@@ -49,7 +50,8 @@ class Dispatcher:
         self._pruned_at = float("-inf")
 
     async def run(self) -> None:
-        """Route and release forever, woken by the receiver after each commit."""
+        """Route and release forever, woken by the receiver after each commit and by the
+        sender when a message is sent or fails for good (a held pair's window starts)."""
         while True:
             try:
                 await self.prune_if_due()
@@ -75,58 +77,87 @@ class Dispatcher:
         """Route everything pending now; returns how many messages were queued."""
         queued = 0
         while batch := await self._store.pending_deliveries():
-            routed = 0
-            for delivery in batch:
-                routed += await self._route_isolated(delivery)
+            routed = await self._route_batch(batch)
             if routed:  # per batch: under a long burst the sender starts at once
                 self._outbox.set()
             queued += routed
         return queued
 
-    async def _route_isolated(self, delivery: Delivery) -> int:
-        """Route one delivery; one that cannot be routed is closed, not retried for ever."""
-        try:
-            return await self._route(delivery)
-        except sqlite3.Error:
-            raise  # the store's trouble, not the delivery's: retried by the loop
-        except Exception as exc:
-            log.exception("delivery %s cannot be routed; closing it", delivery.delivery_id)
-            await self._store.route_delivery(delivery.id, [], "failed", repr(exc)[:500])
-            return 0
+    async def _route_batch(self, batch: Sequence[Delivery]) -> int:
+        """Route a batch with three reads and one transaction, whatever its size.
 
-    async def _route(self, delivery: Delivery) -> int:
-        parsed = await self._parse_or_close(delivery)
-        if parsed is None:
-            return 0
-        event, rendered = parsed
-        rooms = rooms_wanting(await self._store.subscriptions_for_repo(event.repo), event)
-        states = await self._store.pair_states(event.repo, rooms)
+        A delivery that cannot be routed (unreadable, or a bug in its formatter) is closed
+        on its own, not retried for ever; store errors roll the whole batch back, and the
+        loop tries it again.
+        """
+        readable: dict[int, tuple[AnnouncedEvent, Rendered]] = {}
+        closed: dict[int, Route] = {}
+        for delivery in batch:
+            outcome = _readable(delivery)
+            if isinstance(outcome, Route):
+                closed[delivery.id] = outcome
+            else:
+                readable[delivery.id] = outcome
+        repos = {event.repo for event, _ in readable.values()}
+        subscriptions = await self._store.subscriptions_for_repos(repos)
+        rooms: dict[int, list[str]] = {}
+        for delivery in batch:
+            if delivery.id in readable:
+                event = readable[delivery.id][0]
+                try:
+                    rooms[delivery.id] = rooms_wanting(subscriptions[event.repo], event)
+                except Exception as exc:
+                    closed[delivery.id] = _failed(delivery, exc)
+        pairs = {(room, readable[row][0].repo) for row, wanted in rooms.items() for room in wanted}
+        states = await self._store.pair_states(pairs)
         now = self._clock()
+        routes = []
+        for delivery in batch:
+            if delivery.id in closed:
+                routes.append(closed[delivery.id])
+                continue
+            event, rendered = readable[delivery.id]
+            routes.append(
+                self._decide(delivery.id, event, rendered, rooms[delivery.id], states, now)
+            )
+        await self._store.route_deliveries(routes, now)
+        for delivery, route in zip(batch, routes, strict=True):
+            log.info("delivery %s (%s): %s", delivery.delivery_id, route.repo or "-", route.note)
+        return sum(len(route.messages) for route in routes)
+
+    def _decide(
+        self,
+        row: int,
+        event: AnnouncedEvent,
+        rendered: Rendered,
+        rooms: Sequence[str],
+        states: dict[tuple[str, str], PairState],
+        now: float,
+    ) -> Route:
+        """Send now or hold, per room; `states` is updated, so later deliveries of the same
+        batch see this one's effect on the pair."""
         send, hold = [], []
         for room in rooms:
-            state = states[room]
-            decision = decide(state.last_sent_at, state.holding, now, self._window_s)
-            (send if decision.send_now else hold).append(room)
-        messages = [NewMessage(room, event.repo, rendered.body, rendered.html) for room in send]
-        note = f"sent to {len(send)} room(s), held for {len(hold)}"
-        status = "routed" if rooms else "unrouted"
-        await self._store.route_delivery(delivery.id, messages, status, note, hold, event.repo, now)
-        log.info("delivery %s (%s): %s", delivery.delivery_id, event.repo, note)
-        return len(messages)
-
-    async def _parse_or_close(self, delivery: Delivery) -> tuple[AnnouncedEvent, Rendered] | None:
-        """The delivery's event and its rendering; one that cannot be announced is closed."""
-        try:
-            event = _event_of(delivery)
-        except PayloadError as exc:
-            # The receiver validated it; this only happens if a newer model became stricter.
-            await self._store.route_delivery(delivery.id, [], "invalid", str(exc))
-            return None
-        rendered = render(event) if event else None
-        if event is None or rendered is None:
-            await self._store.route_delivery(delivery.id, [], "unhandled", None)
-            return None
-        return event, rendered
+            key = (room, event.repo)
+            state = states[key]
+            decision = decide(state.last_sent_at, state.holding, now, self._window_s, state.queued)
+            if decision.send_now:
+                send.append(room)
+                states[key] = PairState(state.last_sent_at, state.holding, queued=True)
+            else:
+                hold.append(room)
+                states[key] = PairState(state.last_sent_at, True, state.queued)
+        messages = tuple(
+            NewMessage(room, event.repo, rendered.body, rendered.html) for room in send
+        )
+        return Route(
+            row,
+            "routed" if rooms else "unrouted",
+            f"sent to {len(send)} room(s), held for {len(hold)}",
+            messages,
+            tuple(hold),
+            event.repo,
+        )
 
     async def release_due(self) -> float | None:
         """Release every held group whose window is open; returns when the next one opens."""
@@ -134,9 +165,11 @@ class Dispatcher:
         next_open: float | None = None
         released = 0
         for group in await self._store.held_groups():
-            if window_open(group.last_sent_at, now, self._window_s):
+            if window_open(group.last_sent_at, now, self._window_s, group.queued):
                 await self._release_isolated(group)
                 released += 1
+            elif group.queued:
+                continue  # its window starts once the sender settles the queued message
             else:
                 opens = (group.last_sent_at or now) + self._window_s
                 next_open = opens if next_open is None else min(next_open, opens)
@@ -182,10 +215,30 @@ class Dispatcher:
         )
 
 
+def _readable(delivery: Delivery) -> tuple[AnnouncedEvent, Rendered] | Route:
+    """The delivery's event and its rendering, or the route that closes it unannounced."""
+    try:
+        event = _event_of(delivery)
+        rendered = render(event) if event else None
+    except PayloadError as exc:
+        # The receiver validated it; this only happens if a newer model became stricter.
+        return Route(delivery.id, "invalid", str(exc))
+    except Exception as exc:
+        return _failed(delivery, exc)
+    if event is None or rendered is None:
+        return Route(delivery.id, "unhandled")
+    return event, rendered
+
+
+def _failed(delivery: Delivery, exc: Exception) -> Route:
+    log.error("delivery %s cannot be routed; closing it", delivery.delivery_id, exc_info=exc)
+    return Route(delivery.id, "failed", repr(exc)[:500])
+
+
 def _event_of(delivery: Delivery) -> AnnouncedEvent | None:
     """The stored delivery's event (None: a kind not announced); PayloadError if unreadable."""
     try:
-        payload = json.loads(delivery.payload)
-    except ValueError:
+        payload = orjson.loads(delivery.payload)
+    except orjson.JSONDecodeError:
         raise PayloadError("stored payload is not JSON") from None
     return parse_event(delivery.event, payload)

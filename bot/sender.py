@@ -64,7 +64,10 @@ class Sender:
         clock: Callable[[], float] = time.time,
         metrics: Metrics | None = None,
         share_with: str = SHARE_WITH_ALL,
+        on_settled: Callable[[], None] = lambda: None,
     ) -> None:
+        """`on_settled` is told when a message was sent or failed for good: the dispatcher
+        starts that pair's rate window then, and may release what it held."""
         self._client = client
         self._store = store
         self._wakeup = wakeup
@@ -73,6 +76,7 @@ class Sender:
         self._metrics = metrics or Metrics(CollectorRegistry())
         self._share_with = share_with
         self._told_no_e2e: set[str] = set()
+        self._on_settled = on_settled
 
     def stop(self) -> None:
         """Finish the message in hand, then return from `run` (the caller bounds the wait)."""
@@ -113,7 +117,8 @@ class Sender:
 
     async def _record(self, message: OutboxMessage, outcome: SendOutcome) -> None:
         if outcome.event_id is not None:
-            await self._store.mark_sent(message.id, outcome.event_id)
+            await self._store.mark_sent(message.id, outcome.event_id, self._clock())
+            self._on_settled()
             log.info("message %d sent to %s as %s", message.id, message.room_id, outcome.event_id)
             await self._observe_sent(message)
         elif outcome.retry:
@@ -130,6 +135,7 @@ class Sender:
         else:
             self._metrics.message(m.FAILED)
             await self._store.mark_failed(message.id, outcome.error or "unknown error")
+            self._on_settled()
             log.error(
                 "message %d to %s failed for good: %s", message.id, message.room_id, outcome.error
             )

@@ -31,6 +31,19 @@ class NewDelivery:
     status: str  # "pending" (to announce) or "ignored"
     note: str | None = None
 
+    def row(self) -> tuple[str, str, str, str | None, str, float, str, str | None]:
+        """The column values in table order (`astuple` deep-copies, and this is per request)."""
+        return (
+            self.delivery_id,
+            self.event,
+            self.body_sha256,
+            self.repo,
+            self.payload,
+            self.received_at,
+            self.status,
+            self.note,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Delivery(_FromRow):
@@ -88,10 +101,12 @@ class QueueStats:
 
 @dataclass(frozen=True, slots=True)
 class PairState:
-    """A (room, repo) pair's rate window: its last message, and whether events are held."""
+    """A (room, repo) pair's rate window: when its last message was sent, whether events are
+    held, and whether a message is queued but not sent yet (its window has not started)."""
 
     last_sent_at: float | None
     holding: bool
+    queued: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,3 +117,20 @@ class HeldGroup:
     repo: str
     last_sent_at: float | None
     count: int
+    queued: bool = False  # the pair's previous message is not sent yet
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """What routing decided for one delivery; a batch of them is applied in one transaction.
+
+    `messages` go out now, the delivery is held for the rooms in `hold` (their window is
+    closed), and the delivery is closed with `status` and `note`.
+    """
+
+    delivery_row: int
+    status: str
+    note: str | None = None
+    messages: tuple[NewMessage, ...] = ()
+    hold: tuple[str, ...] = ()
+    repo: str = ""

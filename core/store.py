@@ -3,8 +3,10 @@
 One aiosqlite connection in WAL mode, autocommit off by hand: every write runs in an
 explicit `BEGIN IMMEDIATE` transaction under an asyncio lock, because the receiver and
 the bot share the connection and their statements must not interleave inside one
-transaction. A delivery is committed before the receiver answers 2xx; a message is
-marked sent only after the homeserver accepted it.
+transaction. A delivery is committed before the receiver answers 2xx (deliveries arriving
+together share one INSERT: `GroupCommit`); a message is marked sent only after the
+homeserver accepted it. While the daemon runs, WAL checkpoints happen on a second
+connection (`checkpoint_forever`), never inside a request's commit.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import astuple
 from pathlib import Path
@@ -30,6 +32,7 @@ from core.diagnostics import (
     RoomPost,
     SendErrorSummary,
 )
+from core.group_commit import GroupCommit, GroupCommitClosed
 from core.migrations import MIGRATIONS
 from core.records import (
     Delivery,
@@ -39,6 +42,7 @@ from core.records import (
     OutboxMessage,
     PairState,
     QueueStats,
+    Route,
     Subscription,
 )
 from core.repo_spec import specs_matching
@@ -58,10 +62,16 @@ INTAKE_LOG_MAX_ROWS = 10_000
 
 PRAGMAS = (
     "PRAGMA journal_mode=WAL",
-    "PRAGMA synchronous=NORMAL",
+    "PRAGMA synchronous=NORMAL",  # durable across a crash of the daemon; never OFF
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=5000",
 )
+# Deliveries per INSERT: 8 parameters each stays under SQLite's oldest limit of 999.
+DELIVERY_BATCH = 120
+# How often `checkpoint_forever` copies the WAL back into the database file.
+CHECKPOINT_EVERY_S = 1.0
+SQLITE_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default, restored when checkpointing stops
+_DELIVERY_COLUMNS = "delivery_id, event, body_sha256, repo, payload, received_at, status, note"
 
 
 class Store:
@@ -72,9 +82,18 @@ class Store:
         self.path = path
         self._db: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self._deliveries = self._delivery_writer()
+
+    def _delivery_writer(self) -> GroupCommit[NewDelivery, bool]:
+        return GroupCommit(
+            self._insert_deliveries,
+            lambda d: (d.delivery_id, (d.event, d.body_sha256)),  # the two unique keys
+            DELIVERY_BATCH,
+        )
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._deliveries = self._delivery_writer()
         self._db = await aiosqlite.connect(self.path, isolation_level=None)
         self._db.row_factory = aiosqlite.Row
         for pragma in PRAGMAS:
@@ -110,6 +129,8 @@ class Store:
             )
 
     async def close(self) -> None:
+        """Deliveries already submitted are committed first; later ones are refused."""
+        await self._deliveries.close()
         if self._db is not None:
             await self._db.close()
             self._db = None
@@ -156,14 +177,44 @@ class Store:
     # --- inbox -------------------------------------------------------------------------
 
     async def record_delivery(self, delivery: NewDelivery) -> bool:
-        """Commit a delivery; False when its id or its (event, body) was seen before."""
-        async with self._transaction() as conn:
-            cursor = await conn.execute(
-                "INSERT OR IGNORE INTO deliveries (delivery_id, event, body_sha256, repo,"
-                " payload, received_at, status, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                astuple(delivery),  # fields in column order
+        """Commit a delivery; False when its id or its (event, body) was seen before.
+
+        Returns once the row is committed, together with those submitted meanwhile.
+        """
+        try:
+            return await self._deliveries.submit(delivery)
+        except GroupCommitClosed as exc:
+            raise sqlite3.OperationalError(str(exc)) from None
+
+    async def _insert_deliveries(self, batch: Sequence[NewDelivery]) -> list[bool | Exception]:
+        """One autocommitted INSERT for the batch; row by row if it fails, so that one bad
+        row (or a full disk) fails only the requests it concerns."""
+        try:
+            return await self._insert_rows(batch)
+        except sqlite3.Error:
+            if len(batch) == 1:
+                raise
+        results: list[bool | Exception] = []
+        for delivery in batch:
+            try:
+                results.extend(await self._insert_rows([delivery]))
+            except sqlite3.Error as exc:
+                results.append(exc)
+        return results
+
+    async def _insert_rows(self, batch: Sequence[NewDelivery]) -> list[bool | Exception]:
+        """The batch has no two rows with the same unique key (GroupCommit sees to it), so
+        the ids RETURNING gives back are exactly the rows that were new."""
+        rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(batch))
+        params = [value for delivery in batch for value in delivery.row()]
+        async with self._lock:
+            inserted = await self._conn.execute_fetchall(
+                f"INSERT OR IGNORE INTO deliveries ({_DELIVERY_COLUMNS}) VALUES {rows}"
+                " RETURNING delivery_id",
+                params,
             )
-            return cursor.rowcount == 1
+        new = {row[0] for row in inserted}
+        return [delivery.delivery_id in new for delivery in batch]
 
     async def pending_deliveries(self, limit: int = 100) -> list[Delivery]:
         rows = await self._fetchall(
@@ -186,43 +237,68 @@ class Store:
         repo: str = "",
         now: float | None = None,
     ) -> None:
-        """Queue a delivery's messages, hold it for rate-limited rooms, close it: atomically.
+        """Route one delivery (see `route_deliveries`)."""
+        route = Route(delivery_row, status, note, tuple(send), tuple(hold), repo)
+        await self.route_deliveries([route], now)
 
-        `hold` lists the rooms whose window is closed; their messages are built later, from
-        all the events held for the pair, by `release_held`. `now` is the rate limiter's clock.
+    async def route_deliveries(self, routes: Sequence[Route], now: float | None = None) -> None:
+        """Queue the deliveries' messages, hold them for rate-limited rooms, close them: all
+        in one transaction, in the routes' order (which is the rooms' message order).
+
+        Held events become one message later, built from all the events held for the pair,
+        by `release_held`. `now` is the rate limiter's clock.
         """
         now = time.time() if now is None else now
         async with self._transaction() as conn:
-            await _queue(conn, delivery_row, send, now)
+            await _queue(conn, [(r.delivery_row, m) for r in routes for m in r.messages], now)
             await conn.executemany(
                 "INSERT INTO held (room_id, repo, delivery_row, held_at) VALUES (?, ?, ?, ?)",
-                [(room, repo.lower(), delivery_row, now) for room in hold],
+                [(room, r.repo.lower(), r.delivery_row, now) for r in routes for room in r.hold],
             )
-            await conn.execute(
+            await conn.executemany(
                 "UPDATE deliveries SET status = ?, note = ? WHERE id = ?",
-                (status, note, delivery_row),
+                [(r.status, r.note, r.delivery_row) for r in routes],
             )
 
     # --- rate windows and held events --------------------------------------------------
 
-    async def pair_states(self, repo: str, rooms: Sequence[str]) -> dict[str, PairState]:
-        """The rate-window state of (room, repo) for each room."""
-        key = repo.lower()
+    async def pair_states(
+        self, pairs: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], PairState]:
+        """The rate-window state of each (room, repo) pair, keyed as given."""
+        wanted = {(room, repo.lower()): (room, repo) for room, repo in pairs}
+        if not wanted:
+            return {}
+        repos = sorted({repo for _, repo in wanted})
+        marks = ",".join("?" * len(repos))
         windows = await self._fetchall(
-            "SELECT room_id, last_sent_at FROM rate_windows WHERE repo = ?", (key,)
+            f"SELECT room_id, repo, last_sent_at FROM rate_windows WHERE repo IN ({marks})", repos
         )
-        holding = await self._fetchall("SELECT DISTINCT room_id FROM held WHERE repo = ?", (key,))
-        last = {row["room_id"]: row["last_sent_at"] for row in windows}
-        held = {row["room_id"] for row in holding}
-        return {room: PairState(last.get(room), room in held) for room in rooms}
+        holding = await self._fetchall(
+            f"SELECT DISTINCT room_id, repo FROM held WHERE repo IN ({marks})", repos
+        )
+        queued = await self._fetchall(
+            "SELECT DISTINCT room_id, lower(repo) FROM outbox WHERE status = 'pending'"
+            f" AND lower(repo) IN ({marks})",
+            repos,
+        )
+        last = {(row[0], row[1]): row[2] for row in windows}
+        held = {(row[0], row[1]) for row in holding}
+        unsent = {(row[0], row[1]) for row in queued}
+        return {
+            given: PairState(last.get(key), key in held, key in unsent)
+            for key, given in wanted.items()
+        }
 
     async def held_groups(self) -> list[HeldGroup]:
         rows = await self._fetchall(
-            "SELECT h.room_id, h.repo, w.last_sent_at, COUNT(*) AS count FROM held h"
+            "SELECT h.room_id, h.repo, w.last_sent_at, COUNT(*) AS count, EXISTS (SELECT 1"
+            " FROM outbox o WHERE o.status = 'pending' AND o.room_id = h.room_id"
+            " AND lower(o.repo) = h.repo) AS queued FROM held h"
             " LEFT JOIN rate_windows w ON w.room_id = h.room_id AND w.repo = h.repo"
             " GROUP BY h.room_id, h.repo ORDER BY MIN(h.id)"
         )
-        return [HeldGroup(r["room_id"], r["repo"], r["last_sent_at"], r["count"]) for r in rows]
+        return [HeldGroup(r[0], r[1], r[2], r[3], bool(r[4])) for r in rows]
 
     async def held_deliveries(self, room_id: str, repo: str) -> list[tuple[int, Delivery]]:
         """The pair's held events in the order they were accepted, with their held-row ids."""
@@ -246,7 +322,7 @@ class Store:
         """
         async with self._transaction() as conn:
             if message is not None:
-                await _queue(conn, delivery_row, [message], now)
+                await _queue(conn, [(delivery_row, message)], now)
             await conn.executemany("DELETE FROM held WHERE id = ?", [(i,) for i in held_ids])
 
     # --- subscriptions -----------------------------------------------------------------
@@ -294,11 +370,23 @@ class Store:
 
     async def subscriptions_for_repo(self, repo_full_name: str) -> list[Subscription]:
         """Subscriptions covering this repository, directly or through `OWNER/*`."""
-        rows = await self._fetchall(
-            "SELECT * FROM subscriptions WHERE repo IN (?, ?) ORDER BY room_id, repo",
-            specs_matching(repo_full_name),
-        )
-        return [Subscription.from_row(row) for row in rows]
+        return (await self.subscriptions_for_repos([repo_full_name]))[repo_full_name]
+
+    async def subscriptions_for_repos(
+        self, repo_full_names: Iterable[str]
+    ) -> dict[str, list[Subscription]]:
+        """For each repository, the subscriptions covering it (by room), in one query."""
+        specs = {name: specs_matching(name) for name in repo_full_names}
+        wanted = sorted({spec for pair in specs.values() for spec in pair})
+        found: list[Subscription] = []
+        if wanted:
+            rows = await self._fetchall(
+                f"SELECT * FROM subscriptions WHERE repo IN ({','.join('?' * len(wanted))})"
+                " ORDER BY room_id, repo",
+                wanted,
+            )
+            found = [Subscription.from_row(row) for row in rows]
+        return {name: [s for s in found if s.repo in pair] for name, pair in specs.items()}
 
     async def move_room(self, old_room: str, new_room: str) -> int:
         """Move a room's subscriptions, held events and unsent messages (room upgrade).
@@ -344,12 +432,22 @@ class Store:
         )
         return rows[0]["at"]
 
-    async def mark_sent(self, message_id: int, event_id: str) -> None:
+    async def mark_sent(self, message_id: int, event_id: str, now: float | None = None) -> None:
+        """Record the homeserver's event id; the pair's rate window starts now, when the room
+        sees the message, not when it was queued (a backlog would otherwise let messages
+        of one repository arrive closer together than the window)."""
+        now = time.time() if now is None else now
         async with self._transaction() as conn:
             await conn.execute(
                 "UPDATE outbox SET status = 'sent', event_id = ?, sent_at = ?,"
                 " attempts = attempts + 1, last_error = NULL WHERE id = ?",
-                (event_id, time.time(), message_id),
+                (event_id, now, message_id),
+            )
+            await conn.execute(
+                "INSERT INTO rate_windows (room_id, repo, last_sent_at) SELECT room_id,"
+                " lower(repo), ? FROM outbox WHERE id = ? ON CONFLICT (room_id, repo)"
+                " DO UPDATE SET last_sent_at = excluded.last_sent_at",
+                (now, message_id),
             )
 
     async def mark_retry(self, message_id: int, retry_at: float, error: str) -> None:
@@ -379,6 +477,33 @@ class Store:
             return cursor.rowcount
 
     # --- retention ---------------------------------------------------------------------
+
+    async def checkpoint_forever(self, every_s: float = CHECKPOINT_EVERY_S) -> None:
+        """Copy the WAL into the database file from a connection of its own, periodically.
+
+        With SQLite's automatic checkpoint, the commit that crosses 1,000 WAL pages does
+        the copy and its fsync while holding the store lock, so some request waits for it.
+        A PASSIVE checkpoint here runs on another thread, takes no write lock and never
+        waits for the daemon's writes; the automatic one is back on when this stops.
+        """
+        async with self._lock:
+            await self._conn.execute("PRAGMA wal_autocheckpoint=0")
+        checkpointer = await aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            await checkpointer.execute("PRAGMA busy_timeout=5000")
+            while True:
+                await asyncio.sleep(every_s)
+                try:
+                    await checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                except sqlite3.Error as exc:  # busy, or the disk: the next round tries again
+                    log.warning("WAL checkpoint failed: %s", exc)
+        finally:
+            await checkpointer.close()
+            if self._db is not None:
+                async with self._lock:
+                    await self._conn.execute(
+                        f"PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT_PAGES}"
+                    )
 
     async def prune(self, older_than: float) -> tuple[int, int]:
         """Forget finished messages, deliveries (with their dedup keys) and intake-log
@@ -542,20 +667,14 @@ class Store:
 
 async def _queue(
     conn: aiosqlite.Connection,
-    delivery_row: int | None,
-    messages: Sequence[NewMessage],
+    messages: Sequence[tuple[int | None, NewMessage]],
     now: float,
 ) -> None:
-    """Insert outbox rows and restart their pairs' rate windows at `now`."""
+    """Insert outbox rows, each with the delivery row it announces; in the given order."""
     await conn.executemany(
         "INSERT INTO outbox (delivery_row, room_id, repo, txn_id, body, html,"
         " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        [(delivery_row, m.room_id, m.repo, _txn_id(), m.body, m.html, now, now) for m in messages],
-    )
-    await conn.executemany(
-        "INSERT INTO rate_windows (room_id, repo, last_sent_at) VALUES (?, ?, ?)"
-        " ON CONFLICT (room_id, repo) DO UPDATE SET last_sent_at = excluded.last_sent_at",
-        [(m.room_id, m.repo.lower(), now) for m in messages],
+        [(row, m.room_id, m.repo, _txn_id(), m.body, m.html, now, now) for row, m in messages],
     )
 
 

@@ -35,13 +35,13 @@ async def accept(store: Store, repo: str, n: int, commits: int = 1, branch: str 
     )
 
 
-async def queued(store: Store) -> list[OutboxMessage]:
-    """Every pending outbox row, oldest first, whatever its room."""
+async def queued(store: Store, clock: Clock) -> list[OutboxMessage]:
+    """Every pending outbox row, oldest first, whatever its room; sent at `clock`'s time."""
     messages: list[OutboxMessage] = []
     while due := await store.due_messages(now=1e12):
         for message in due:
             messages.append(message)
-            await store.mark_sent(message.id, f"$e{message.id}")
+            await store.mark_sent(message.id, f"$e{message.id}", clock())
     return sorted(messages, key=lambda m: m.id)
 
 
@@ -53,15 +53,18 @@ async def test_burst_makes_one_message_now_and_one_coalesced_later(store: Store)
         await accept(store, "acme/widgets", n, commits=1 + n % 2)
         await dispatcher.route_pending()
         clock.now += 0.1
-    first = await queued(store)
+    assert await dispatcher.release_due() is None  # the first is not sent yet: no window
+    clock.now = 1002.0
+    first = await queued(store, clock)  # sent at 1002: its window ends at 1005
     assert len(first) == 1
     assert first[0].body.startswith("[acme/widgets] alice pushed 1 commit to main")
 
-    assert await dispatcher.release_due() == pytest.approx(1003.0)  # not open yet at 1002
-    assert await queued(store) == []
-    clock.now = 1003.0
+    clock.now = 1004.5
+    assert await dispatcher.release_due() == pytest.approx(1005.0)
+    assert await queued(store, clock) == []
+    clock.now = 1005.0
     assert await dispatcher.release_due() is None
-    (summary,) = await queued(store)
+    (summary,) = await queued(store, clock)
     commits = sum(1 + n % 2 for n in range(1, 20))
     assert summary.body.startswith(f"[acme/widgets] 19 pushes ({commits} commits) to main by alice")
     assert await store.held_groups() == []
@@ -76,7 +79,7 @@ async def test_pairs_are_limited_independently(store: Store) -> None:
         await accept(store, "acme/widgets", n)
         await accept(store, "acme/gadgets", n)
     await dispatcher.route_pending()
-    sent = [(m.room_id, m.repo) for m in await queued(store)]
+    sent = [(m.room_id, m.repo) for m in await queued(store, clock)]
     assert sorted(sent) == [
         (ROOM_A, "acme/gadgets"),
         (ROOM_A, "acme/widgets"),
@@ -97,10 +100,10 @@ async def test_a_single_held_push_is_released_as_a_normal_message(store: Store) 
     await accept(store, "acme/widgets", 1)
     await accept(store, "acme/widgets", 2, commits=2)
     await dispatcher.route_pending()
-    await queued(store)
+    await queued(store, clock)
     clock.now = 1060.0
     await dispatcher.release_due()
-    (message,) = await queued(store)
+    (message,) = await queued(store, clock)
     assert message.body.startswith("[acme/widgets] alice pushed 2 commits to main")
 
 
@@ -115,8 +118,12 @@ async def test_held_events_survive_a_restart(store: Store, tmp_path: Path) -> No
     await reopened.open()
     try:
         clock.now = 2000.0
-        await Dispatcher(reopened, Wakeup(), Wakeup(), 60.0, clock=clock).release_due()
-        bodies = [m.body.split("\n")[0] for m in await queued(reopened)]
+        dispatcher = Dispatcher(reopened, Wakeup(), Wakeup(), 60.0, clock=clock)
+        await dispatcher.release_due()
+        bodies = [m.body.split("\n")[0] for m in await queued(reopened, clock)]
+        clock.now = 2060.0
+        await dispatcher.release_due()
+        bodies += [m.body.split("\n")[0] for m in await queued(reopened, clock)]
         assert bodies == [
             "[acme/widgets] alice pushed 1 commit to main",
             "[acme/widgets] 2 pushes (2 commits) to main by alice",
@@ -155,8 +162,7 @@ async def test_retention_forgets_old_finished_rows_but_keeps_dedup_keys_until_th
     await accept(store, "acme/widgets", 1)  # received_at 0.0: long past retention
     await accept(store, "acme/widgets", 2)
     await dispatcher.route_pending()  # 1 sent now, 2 held
-    await queued(store)
-    await store.mark_sent(1, "$sent")
+    await queued(store, clock)
 
     await dispatcher.prune_if_due()
     recorded = {d.delivery_id: d.status for d in await store.recent_deliveries()}
@@ -175,3 +181,58 @@ async def test_a_replay_within_retention_is_still_a_duplicate(store: Store) -> N
     digest = hashlib.sha256(payload.encode()).hexdigest()
     replay = NewDelivery("new-id", "push", digest, "acme/widgets", payload, 6 * DAY, "pending")
     assert not await store.record_delivery(replay)
+
+
+async def test_the_window_starts_when_the_message_is_sent_not_when_it_is_queued(
+    store: Store,
+) -> None:
+    """A sender backlog (or a homeserver outage) must not let one repository's messages
+    reach the room closer together than the window once it drains."""
+    clock = Clock(1000.0)
+    dispatcher = Dispatcher(store, Wakeup(), Wakeup(), window_s=5.0, clock=clock)
+    await store.subscribe(ROOM_A, "acme/widgets", "@a:x")
+    await accept(store, "acme/widgets", 1)
+    await dispatcher.route_pending()
+    clock.now = 1010.0  # the first message is still unsent, long after its window
+    await accept(store, "acme/widgets", 2)
+    await dispatcher.route_pending()
+    assert await dispatcher.release_due() is None  # held: the pair's message is queued
+    (first,) = await queued(store, clock)  # the homeserver answers at last, at 1010
+    clock.now = 1012.0
+    assert await dispatcher.release_due() == pytest.approx(1015.0)
+    clock.now = 1015.0
+    await dispatcher.release_due()
+    (second,) = await queued(store, clock)
+    assert first.body.startswith("[acme/widgets] alice pushed 1 commit to main")
+    assert "acme/widgets change 2" in second.body
+
+
+async def test_a_message_failing_for_good_releases_the_held_ones(store: Store) -> None:
+    clock = Clock(1000.0)
+    dispatcher = Dispatcher(store, Wakeup(), Wakeup(), window_s=5.0, clock=clock)
+    await store.subscribe(ROOM_A, "acme/widgets", "@a:x")
+    for n in (1, 2):
+        await accept(store, "acme/widgets", n)
+    await dispatcher.route_pending()
+    (doomed,) = await store.due_messages(now=1e12)
+    await store.mark_failed(doomed.id, "M_FORBIDDEN: kicked")
+    await dispatcher.release_due()
+    (released,) = await queued(store, clock)
+    assert "acme/widgets change 2" in released.body
+
+
+async def test_a_batch_routes_many_deliveries_of_one_pair_in_order(store: Store) -> None:
+    """One batch, one transaction: the first of the pair goes, the rest are held behind it,
+    and another repository in the same batch is limited on its own."""
+    clock = Clock(1000.0)
+    dispatcher = Dispatcher(store, Wakeup(), Wakeup(), window_s=5.0, clock=clock)
+    await store.subscribe(ROOM_A, "acme/*", "@a:x")
+    for n in range(30):
+        await accept(store, "acme/widgets" if n % 3 else "acme/gadgets", n)
+    assert await dispatcher.route_pending() == 2
+    sent = await queued(store, clock)
+    assert [m.repo for m in sent] == ["acme/gadgets", "acme/widgets"]
+    held = {(g.repo, g.count) for g in await store.held_groups()}
+    assert held == {("acme/gadgets", 9), ("acme/widgets", 19)}
+    statuses = {d.status for d in await store.recent_deliveries(limit=100)}
+    assert statuses == {"routed"}

@@ -178,6 +178,7 @@ def _signed(body: bytes, event: str | None = "push") -> dict[str, str]:
     [
         (b"this is not json", "not valid UTF-8 JSON"),
         (b"\xff\xfe\x00", "not valid UTF-8 JSON"),
+        (b'{"ref": Infinity}', "not valid UTF-8 JSON"),  # Python's json would take it
         (b"[1, 2, 3]", "JSON object"),
         (b'{"ref": "refs/heads/main"}', "repository"),
         (b'{"repository": {"full_name": "acme/widgets"}}', "ref"),

@@ -36,10 +36,8 @@ async def test_lone_surrogate_in_a_commit_message_is_400_not_a_stuck_queue(
     payload["commits"][0]["message"] = "bad \ud800"
     delivery = sign_delivery(payload, SECRET)
     status, answer = await intake.post(delivery.body, delivery.headers)
-    assert (status, answer["reason"]) == (
-        400,
-        "not a Gitea push payload: commits.0.message: value error, contains invalid unicode",
-    )
+    assert status == 400
+    assert answer["reason"].startswith("body is not valid UTF-8 JSON (no low surrogate")
 
 
 async def test_an_integer_too_long_for_json_is_400(intake: Intake) -> None:

@@ -43,11 +43,15 @@ async def test_move_room_carries_subscriptions_held_events_and_unsent_messages(
     await store.subscribe(OLD, "acme/gadgets", "@a:x")
     await store.subscribe(NEW, "acme/gadgets", "@b:x", branch_glob="main")
     await queue(store, OLD)
+    (sent,) = await store.due_messages(now=20.0)
+    await store.mark_sent(sent.id, "$sent", 10.0)  # the pair's window starts at 10
+    await queue(store, OLD)
     await queue(store, hold=(OLD,))
     assert await store.move_room(OLD, NEW) == 1
     subs = {(s.room_id, s.repo, s.branch_glob) for s in await store.subscriptions()}
     assert subs == {(NEW, "acme/widgets", None), (NEW, "acme/gadgets", "main")}
     assert [m.room_id for m in await store.due_messages(now=20.0)] == [NEW]
     assert [(g.room_id, g.count) for g in await store.held_groups()] == [(NEW, 1)]
-    assert (await store.pair_states("acme/widgets", [NEW]))[NEW].last_sent_at == 10.0
+    state = (await store.pair_states([(NEW, "acme/widgets")]))[NEW, "acme/widgets"]
+    assert (state.last_sent_at, state.holding, state.queued) == (10.0, True, True)
     assert await store.move_room(OLD, NEW) == 0  # a tombstone seen again changes nothing
