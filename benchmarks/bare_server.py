@@ -12,6 +12,8 @@ import sys
 
 from aiohttp import web
 
+from bot.event_loop import loop_factory
+
 
 async def accept(request: web.Request) -> web.Response:
     await request.read()
@@ -21,7 +23,11 @@ async def accept(request: web.Request) -> web.Response:
 def main() -> None:
     app = web.Application(client_max_size=5 * 1024 * 1024)
     app.router.add_post("/webhook/gitea", accept)
-    web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+    factory = loop_factory()  # the daemon's loop: uvloop where installed
+    loop = factory() if factory else None
+    web.run_app(
+        app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None, loop=loop
+    )
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bot import event_loop
 from bot.app import serve
 from bot.event_log import format_events, recent_events
 from bot.gitea_hooks import (
@@ -147,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _run(settings: Settings, _: argparse.Namespace) -> int:
     try:
-        asyncio.run(_run_until_signalled(settings))
+        event_loop.run(_run_until_signalled(settings))
     except ConfigError as exc:
         print(f"forge-notifier: configuration error:\n{exc}", file=sys.stderr)
         return EXIT_CONFIG

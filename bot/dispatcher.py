@@ -13,13 +13,14 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import orjson
 
 from core.events import AnnouncedEvent, PayloadError, parse_event
 from core.filters import rooms_wanting
 from core.rate_limit import decide, window_open
-from core.records import Delivery, HeldGroup, NewMessage, PairState, Route
+from core.records import Delivery, HeldGroup, NewMessage, PairState, Route, Subscription
 from core.store import Store
 from core.wakeup import Wakeup
 from formatters import Rendered, render, render_held
@@ -86,58 +87,45 @@ class Dispatcher:
     async def _route_batch(self, batch: Sequence[Delivery]) -> int:
         """Route a batch with three reads and one transaction, whatever its size.
 
-        A delivery that cannot be routed (unreadable, or a bug in its formatter) is closed
-        on its own, not retried for ever; store errors roll the whole batch back, and the
-        loop tries it again.
+        Only deliveries some room subscribed to are parsed, and only those some room wants
+        are rendered. A delivery that cannot be routed (unreadable, or a bug in its
+        formatter) is closed on its own, not retried for ever; store errors roll the whole
+        batch back, and the loop tries it again.
         """
-        readable: dict[int, tuple[AnnouncedEvent, Rendered]] = {}
-        closed: dict[int, Route] = {}
-        for delivery in batch:
-            outcome = _readable(delivery)
-            if isinstance(outcome, Route):
-                closed[delivery.id] = outcome
-            else:
-                readable[delivery.id] = outcome
-        repos = {event.repo for event, _ in readable.values()}
-        subscriptions = await self._store.subscriptions_for_repos(repos)
-        rooms: dict[int, list[str]] = {}
-        for delivery in batch:
-            if delivery.id in readable:
-                event = readable[delivery.id][0]
-                try:
-                    rooms[delivery.id] = rooms_wanting(subscriptions[event.repo], event)
-                except Exception as exc:
-                    closed[delivery.id] = _failed(delivery, exc)
-        pairs = {(room, readable[row][0].repo) for row, wanted in rooms.items() for room in wanted}
+        subscriptions = await self._store.subscriptions_for_repos({d.repo or "" for d in batch})
+        plans = {d.id: _plan(d, subscriptions[d.repo or ""]) for d in batch}
+        pairs = {
+            (room, plan.event.repo)
+            for plan in plans.values()
+            if isinstance(plan, Announcement)
+            for room in plan.rooms
+        }
         states = await self._store.pair_states(pairs)
         now = self._clock()
-        routes = []
-        for delivery in batch:
-            if delivery.id in closed:
-                routes.append(closed[delivery.id])
-                continue
-            event, rendered = readable[delivery.id]
-            routes.append(
-                self._decide(delivery.id, event, rendered, rooms[delivery.id], states, now)
-            )
+        routes = [
+            plan if isinstance(plan, Route) else self._decide(row, plan, states, now)
+            for row, plan in plans.items()
+        ]
         await self._store.route_deliveries(routes, now)
         for delivery, route in zip(batch, routes, strict=True):
-            log.info("delivery %s (%s): %s", delivery.delivery_id, route.repo or "-", route.note)
+            # What reached a room at INFO; the rest (`forge-notifier events` shows it all)
+            # at DEBUG, so an org-wide webhook's unsubscribed repositories stay quiet.
+            level = logging.INFO if route.status == "routed" else logging.DEBUG
+            log.log(level, "delivery %s (%s): %s", delivery.delivery_id, delivery.repo, route.note)
         return sum(len(route.messages) for route in routes)
 
     def _decide(
         self,
         row: int,
-        event: AnnouncedEvent,
-        rendered: Rendered,
-        rooms: Sequence[str],
+        announcement: Announcement,
         states: dict[tuple[str, str], PairState],
         now: float,
     ) -> Route:
         """Send now or hold, per room; `states` is updated, so later deliveries of the same
         batch see this one's effect on the pair."""
+        event, rendered = announcement.event, announcement.rendered
         send, hold = [], []
-        for room in rooms:
+        for room in announcement.rooms:
             key = (room, event.repo)
             state = states[key]
             decision = decide(state.last_sent_at, state.holding, now, self._window_s, state.queued)
@@ -152,7 +140,7 @@ class Dispatcher:
         )
         return Route(
             row,
-            "routed" if rooms else "unrouted",
+            "routed",
             f"sent to {len(send)} room(s), held for {len(hold)}",
             messages,
             tuple(hold),
@@ -215,19 +203,35 @@ class Dispatcher:
         )
 
 
-def _readable(delivery: Delivery) -> tuple[AnnouncedEvent, Rendered] | Route:
-    """The delivery's event and its rendering, or the route that closes it unannounced."""
+@dataclass(frozen=True, slots=True)
+class Announcement:
+    """A delivery some rooms want: its event, rendered once for all of them."""
+
+    event: AnnouncedEvent
+    rendered: Rendered
+    rooms: list[str]
+
+
+def _plan(delivery: Delivery, subscriptions: Sequence[Subscription]) -> Announcement | Route:
+    """What to announce where, or the route that closes the delivery unannounced."""
+    if not subscriptions:
+        return Route(delivery.id, "unrouted", "no room subscribed")
     try:
         event = _event_of(delivery)
-        rendered = render(event) if event else None
+        if event is None:
+            return Route(delivery.id, "unhandled")
+        rooms = rooms_wanting(subscriptions, event)
+        if not rooms:
+            return Route(delivery.id, "unrouted", "filtered out by every subscription")
+        rendered = render(event)
     except PayloadError as exc:
         # The receiver validated it; this only happens if a newer model became stricter.
         return Route(delivery.id, "invalid", str(exc))
     except Exception as exc:
         return _failed(delivery, exc)
-    if event is None or rendered is None:
+    if rendered is None:
         return Route(delivery.id, "unhandled")
-    return event, rendered
+    return Announcement(event, rendered, rooms)
 
 
 def _failed(delivery: Delivery, exc: Exception) -> Route:

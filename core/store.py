@@ -3,10 +3,12 @@
 One aiosqlite connection in WAL mode, autocommit off by hand: every write runs in an
 explicit `BEGIN IMMEDIATE` transaction under an asyncio lock, because the receiver and
 the bot share the connection and their statements must not interleave inside one
-transaction. A delivery is committed before the receiver answers 2xx (deliveries arriving
-together share one INSERT: `GroupCommit`); a message is marked sent only after the
-homeserver accepted it. While the daemon runs, WAL checkpoints happen on a second
-connection (`checkpoint_forever`), never inside a request's commit.
+transaction. A delivery is committed before the receiver answers 2xx: on a connection of
+its own, so a webhook never waits behind the bot's reads and transactions (SQLite's write
+lock and busy timeout order the two writers), and deliveries arriving together share one
+INSERT (`GroupCommit`). A message is marked sent only after the homeserver accepted it.
+While the daemon runs, WAL checkpoints happen on a third connection
+(`checkpoint_forever`), never inside a request's commit.
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class Store:
         """Nothing is opened here: `open()` runs in the daemon's startup, before listening."""
         self.path = path
         self._db: aiosqlite.Connection | None = None
+        self._intake_db: aiosqlite.Connection | None = None  # only GroupCommit's writer uses it
         self._lock = asyncio.Lock()
         self._deliveries = self._delivery_writer()
 
@@ -99,6 +102,9 @@ class Store:
         for pragma in PRAGMAS:
             await self._db.execute(pragma)
         await self._migrate()
+        self._intake_db = await aiosqlite.connect(self.path, isolation_level=None)
+        for pragma in PRAGMAS:
+            await self._intake_db.execute(pragma)
 
     async def open_read_only(self) -> None:
         """Open for operator tools beside a running daemon: nothing created, migrated or written.
@@ -131,6 +137,9 @@ class Store:
     async def close(self) -> None:
         """Deliveries already submitted are committed first; later ones are refused."""
         await self._deliveries.close()
+        if self._intake_db is not None:
+            await self._intake_db.close()
+            self._intake_db = None
         if self._db is not None:
             await self._db.close()
             self._db = None
@@ -205,14 +214,17 @@ class Store:
     async def _insert_rows(self, batch: Sequence[NewDelivery]) -> list[bool | Exception]:
         """The batch has no two rows with the same unique key (GroupCommit sees to it), so
         the ids RETURNING gives back are exactly the rows that were new."""
+        if self._intake_db is None:
+            raise sqlite3.OperationalError("store is not open for writing")
         rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(batch))
         params = [value for delivery in batch for value in delivery.row()]
-        async with self._lock:
-            inserted = await self._conn.execute_fetchall(
-                f"INSERT OR IGNORE INTO deliveries ({_DELIVERY_COLUMNS}) VALUES {rows}"
-                " RETURNING delivery_id",
-                params,
-            )
+        # No store lock: one autocommitted statement on the intake connection, which only
+        # GroupCommit's single writer task uses.
+        inserted = await self._intake_db.execute_fetchall(
+            f"INSERT OR IGNORE INTO deliveries ({_DELIVERY_COLUMNS}) VALUES {rows}"
+            " RETURNING delivery_id",
+            params,
+        )
         new = {row[0] for row in inserted}
         return [delivery.delivery_id in new for delivery in batch]
 
@@ -482,12 +494,11 @@ class Store:
         """Copy the WAL into the database file from a connection of its own, periodically.
 
         With SQLite's automatic checkpoint, the commit that crosses 1,000 WAL pages does
-        the copy and its fsync while holding the store lock, so some request waits for it.
-        A PASSIVE checkpoint here runs on another thread, takes no write lock and never
-        waits for the daemon's writes; the automatic one is back on when this stops.
+        the copy and its fsync, so some request waits for it. A PASSIVE checkpoint here
+        runs on another thread, takes no write lock and never waits for the daemon's
+        writes; the automatic one is back on when this stops.
         """
-        async with self._lock:
-            await self._conn.execute("PRAGMA wal_autocheckpoint=0")
+        await self._set_autocheckpoint(0)
         checkpointer = await aiosqlite.connect(self.path, isolation_level=None)
         try:
             await checkpointer.execute("PRAGMA busy_timeout=5000")
@@ -499,11 +510,15 @@ class Store:
                     log.warning("WAL checkpoint failed: %s", exc)
         finally:
             await checkpointer.close()
-            if self._db is not None:
-                async with self._lock:
-                    await self._conn.execute(
-                        f"PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT_PAGES}"
-                    )
+            await self._set_autocheckpoint(SQLITE_AUTOCHECKPOINT_PAGES)
+
+    async def _set_autocheckpoint(self, pages: int) -> None:
+        """On both writing connections (the setting is per connection)."""
+        if self._intake_db is not None:
+            await self._intake_db.execute(f"PRAGMA wal_autocheckpoint={pages}")
+        if self._db is not None:
+            async with self._lock:
+                await self._conn.execute(f"PRAGMA wal_autocheckpoint={pages}")
 
     async def prune(self, older_than: float) -> tuple[int, int]:
         """Forget finished messages, deliveries (with their dedup keys) and intake-log

@@ -236,3 +236,15 @@ async def test_a_batch_routes_many_deliveries_of_one_pair_in_order(store: Store)
     assert held == {("acme/gadgets", 9), ("acme/widgets", 19)}
     statuses = {d.status for d in await store.recent_deliveries(limit=100)}
     assert statuses == {"routed"}
+
+
+async def test_deliveries_nobody_subscribed_to_are_closed_without_being_parsed(
+    store: Store,
+) -> None:
+    """An org-wide webhook brings every repository; only subscribed ones cost a parse."""
+    dispatcher = Dispatcher(store, Wakeup(), Wakeup(), window_s=0, clock=Clock(1.0))
+    unreadable = NewDelivery("d1", "push", "sha", "nobody/listens", "not json", 0.0, "pending")
+    await store.record_delivery(unreadable)
+    assert await dispatcher.route_pending() == 0
+    (logged,) = await store.delivery_log(5)
+    assert (logged.result, logged.note) == ("unrouted", "no room subscribed")

@@ -164,3 +164,11 @@ async def test_checkpoints_reach_the_database_file_and_autocheckpoint_comes_back
         await task
     rows = await store._fetchall("PRAGMA wal_autocheckpoint")
     assert rows[0][0] == 1000
+
+
+async def test_a_delivery_does_not_wait_for_the_bots_use_of_the_store(store: Store) -> None:
+    """The receiver writes on its own connection: the bot holding the store's connection
+    (a slow read, a command) does not hold up the answer to the forge."""
+    async with store._lock:
+        assert await asyncio.wait_for(store.record_delivery(delivery("d1")), timeout=5)
+    assert [d.delivery_id for d in await store.pending_deliveries()] == ["d1"]

@@ -196,3 +196,29 @@ async def test_no_plaintext_into_an_encrypted_room_without_encryption(store: Sto
     sent = [call.content["body"] for call in client.calls]
     assert len(sent) == 1  # the one explanation, never the news
     assert sent[0].startswith("I cannot post in this room: it is end-to-end encrypted")
+
+
+async def test_the_dispatcher_hears_of_every_settled_message_and_the_window_starts_at_send(
+    store: Store, client: FakeClient, clock: Clock
+) -> None:
+    """Sent or failed for good, the pair's held events may now be timed; a retry is not
+    settled. The rate window starts at the sender's clock, when the room saw it."""
+    settled: list[None] = []
+    sender = Sender(
+        cast(AsyncClient, client),
+        store,
+        Wakeup(),
+        clock=clock,
+        on_settled=lambda: settled.append(None),
+    )
+    client.script[ROOM_A] = [RoomSendError("slow down", "M_LIMIT_EXCEEDED", retry_after_ms=10)]
+    client.script[ROOM_B] = [RoomSendError("You are not in this room", "M_FORBIDDEN")]
+    await enqueue(store, (ROOM_A, "a1"), (ROOM_B, "b1"))
+    await sender.send_due()
+    assert len(settled) == 1  # B failed for good; A waits out the 429
+    clock.now += 1
+    await sender.send_due()
+    assert len(settled) == 2
+    states = await store.pair_states([(ROOM_A, "acme/widgets"), (ROOM_B, "acme/widgets")])
+    assert states[ROOM_A, "acme/widgets"].last_sent_at == clock.now
+    assert states[ROOM_B, "acme/widgets"].last_sent_at is None
