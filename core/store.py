@@ -283,16 +283,19 @@ class Store:
             return {}
         repos = sorted({repo for _, repo in wanted})
         marks = ",".join("?" * len(repos))
+        # Unsent messages first: the sender marks one sent and starts its window in one
+        # transaction, so a message seen pending here is either still pending or its
+        # window is in the read below; the other order could miss both.
+        queued = await self._fetchall(
+            "SELECT DISTINCT room_id, lower(repo) FROM outbox WHERE status = 'pending'"
+            f" AND lower(repo) IN ({marks})",
+            repos,
+        )
         windows = await self._fetchall(
             f"SELECT room_id, repo, last_sent_at FROM rate_windows WHERE repo IN ({marks})", repos
         )
         holding = await self._fetchall(
             f"SELECT DISTINCT room_id, repo FROM held WHERE repo IN ({marks})", repos
-        )
-        queued = await self._fetchall(
-            "SELECT DISTINCT room_id, lower(repo) FROM outbox WHERE status = 'pending'"
-            f" AND lower(repo) IN ({marks})",
-            repos,
         )
         last = {(row[0], row[1]): row[2] for row in windows}
         held = {(row[0], row[1]) for row in holding}
