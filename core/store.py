@@ -84,7 +84,11 @@ class Store:
         self.path = path
         self._db: aiosqlite.Connection | None = None
         self._intake_db: aiosqlite.Connection | None = None  # only GroupCommit's writer uses it
-        self._lock = asyncio.Lock()
+        self._lock = asyncio.Lock()  # the main connection: one statement or transaction at once
+        # Any write transaction, on either connection. Waiting here is an immediate hand-off;
+        # left to SQLite, a writer finding the file locked sleeps 1, 2, 5, 10 ms… (its busy
+        # handler), and the intake would sleep behind every routing transaction.
+        self._write_lock = asyncio.Lock()
         self._deliveries = self._delivery_writer()
 
     def _delivery_writer(self) -> GroupCommit[NewDelivery, bool]:
@@ -152,7 +156,7 @@ class Store:
 
     @asynccontextmanager
     async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._lock:
+        async with self._lock, self._write_lock:
             # BEGIN inside the try, and ROLLBACK unconditionally: a cancelled statement still
             # runs in aiosqlite's thread, in order, so a BEGIN interrupted here may start
             # later; the ROLLBACK queued behind it ends it. Without this the shared
@@ -218,13 +222,14 @@ class Store:
             raise sqlite3.OperationalError("store is not open for writing")
         rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(batch))
         params = [value for delivery in batch for value in delivery.row()]
-        # No store lock: one autocommitted statement on the intake connection, which only
-        # GroupCommit's single writer task uses.
-        inserted = await self._intake_db.execute_fetchall(
-            f"INSERT OR IGNORE INTO deliveries ({_DELIVERY_COLUMNS}) VALUES {rows}"
-            " RETURNING delivery_id",
-            params,
-        )
+        # Not the main connection's lock: one autocommitted statement on the intake
+        # connection, which only GroupCommit's single writer task uses.
+        async with self._write_lock:
+            inserted = await self._intake_db.execute_fetchall(
+                f"INSERT OR IGNORE INTO deliveries ({_DELIVERY_COLUMNS}) VALUES {rows}"
+                " RETURNING delivery_id",
+                params,
+            )
         new = {row[0] for row in inserted}
         return [delivery.delivery_id in new for delivery in batch]
 
@@ -261,12 +266,16 @@ class Store:
         by `release_held`. `now` is the rate limiter's clock.
         """
         now = time.time() if now is None else now
-        async with self._transaction() as conn:
-            await _queue(conn, [(r.delivery_row, m) for r in routes for m in r.messages], now)
-            await conn.executemany(
-                "INSERT INTO held (room_id, repo, delivery_row, held_at) VALUES (?, ?, ?, ?)",
-                [(room, r.repo.lower(), r.delivery_row, now) for r in routes for room in r.hold],
-            )
+        messages = [(r.delivery_row, m) for r in routes for m in r.messages]
+        held = [(room, r.repo.lower(), r.delivery_row, now) for r in routes for room in r.hold]
+        async with self._transaction() as conn:  # each statement is a trip: none for nothing
+            if messages:
+                await _queue(conn, messages, now)
+            if held:
+                await conn.executemany(
+                    "INSERT INTO held (room_id, repo, delivery_row, held_at) VALUES (?, ?, ?, ?)",
+                    held,
+                )
             await conn.executemany(
                 "UPDATE deliveries SET status = ?, note = ? WHERE id = ?",
                 [(r.status, r.note, r.delivery_row) for r in routes],
