@@ -78,11 +78,30 @@ class Dispatcher:
         """Route everything pending now; returns how many messages were queued."""
         queued = 0
         while batch := await self._store.pending_deliveries():
-            routed = await self._route_batch(batch)
+            routed = await self._route_batch_isolated(batch)
             if routed:  # per batch: under a long burst the sender starts at once
                 self._outbox.set()
             queued += routed
         return queued
+
+    async def _route_batch_isolated(self, batch: Sequence[Delivery]) -> int:
+        """A batch that fails for a reason of its own (a bug) is routed one by one, and a
+        delivery that fails alone is closed: routing must never stop on a delivery."""
+        try:
+            return await self._route_batch(batch)
+        except sqlite3.Error:
+            raise  # the store's trouble: the loop retries the batch
+        except Exception:
+            log.exception("routing a batch of %d failed; routing it one by one", len(batch))
+        routed = 0
+        for delivery in batch:
+            try:
+                routed += await self._route_batch([delivery])
+            except sqlite3.Error:
+                raise
+            except Exception as exc:
+                await self._store.route_deliveries([_failed(delivery, exc)])
+        return routed
 
     async def _route_batch(self, batch: Sequence[Delivery]) -> int:
         """Route a batch with three reads and one transaction, whatever its size.
@@ -95,7 +114,7 @@ class Dispatcher:
         subscriptions = await self._store.subscriptions_for_repos({d.repo or "" for d in batch})
         plans = {d.id: _plan(d, subscriptions[d.repo or ""]) for d in batch}
         pairs = {
-            (room, plan.event.repo)
+            (room, plan.event.repo.lower())
             for plan in plans.values()
             if isinstance(plan, Announcement)
             for room in plan.rooms
@@ -126,7 +145,7 @@ class Dispatcher:
         event, rendered = announcement.event, announcement.rendered
         send, hold = [], []
         for room in announcement.rooms:
-            key = (room, event.repo)
+            key = (room, event.repo.lower())
             state = states[key]
             decision = decide(state.last_sent_at, state.holding, now, self._window_s, state.queued)
             if decision.send_now:

@@ -54,19 +54,31 @@ class GroupCommit(Generic[T, R]):
         self._waiting.append((item, future))
         if self._writer is None:
             self._writer = asyncio.create_task(self._write_all(), name="group-commit")
+            # Also when cancelled before it ever ran (its own `finally` would not run).
+            self._writer.add_done_callback(self._writer_done)
         return await future
+
+    def _writer_done(self, task: asyncio.Task[None]) -> None:
+        if self._writer is not task:
+            return  # it ran and its `finally` let go; a newer writer may be running
+        self._writer = None  # cancelled before it ran: nobody may wait for ever
+        for _, future in self._waiting:
+            future.cancel()
+        self._waiting.clear()
 
     async def close(self) -> None:
         """Refuse new items and wait until everything already submitted is written."""
         self._closed = True
         if self._writer is not None:
-            await asyncio.shield(self._writer)
+            await asyncio.wait({self._writer})  # its outcome is its requests' business
 
     async def _write_all(self) -> None:
         batch: list[tuple[T, asyncio.Future[R]]] = []
         try:
             while self._waiting:
                 batch = self._next_batch()
+                if not batch:  # every waiting request was cancelled
+                    continue
                 try:
                     results = await self._write_many([item for item, _ in batch])
                 except Exception as exc:  # the writer's own failure: every item in it fails

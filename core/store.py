@@ -200,10 +200,12 @@ class Store:
             raise sqlite3.OperationalError(str(exc)) from None
 
     async def _insert_deliveries(self, batch: Sequence[NewDelivery]) -> list[bool | Exception]:
-        """One autocommitted INSERT for the batch; row by row if it fails, so that one bad
-        row (or a full disk) fails only the requests it concerns."""
+        """One autocommitted INSERT for the batch; row by row if a row is at fault, so that
+        one bad row fails only its own request."""
         try:
             return await self._insert_rows(batch)
+        except sqlite3.OperationalError:
+            raise  # busy, full, I/O: the database's trouble, not a row's; each request gets it
         except sqlite3.Error:
             if len(batch) == 1:
                 raise
@@ -286,8 +288,9 @@ class Store:
     async def pair_states(
         self, pairs: Iterable[tuple[str, str]]
     ) -> dict[tuple[str, str], PairState]:
-        """The rate-window state of each (room, repo) pair, keyed as given."""
-        wanted = {(room, repo.lower()): (room, repo) for room, repo in pairs}
+        """The rate-window state of each (room, repo) pair, keyed (room, lower-case repo):
+        forge names are case-insensitive, and the windows are kept that way."""
+        wanted = {(room, repo.lower()) for room, repo in pairs}
         if not wanted:
             return {}
         repos = sorted({repo for _, repo in wanted})
@@ -309,10 +312,7 @@ class Store:
         last = {(row[0], row[1]): row[2] for row in windows}
         held = {(row[0], row[1]) for row in holding}
         unsent = {(row[0], row[1]) for row in queued}
-        return {
-            given: PairState(last.get(key), key in held, key in unsent)
-            for key, given in wanted.items()
-        }
+        return {key: PairState(last.get(key), key in held, key in unsent) for key in wanted}
 
     async def held_groups(self) -> list[HeldGroup]:
         rows = await self._fetchall(

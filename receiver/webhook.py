@@ -164,9 +164,13 @@ class WebhookReceiver:
         if not inserted:
             return await self._duplicate(record, remote)
         result = diagnostics.ACCEPTED if record.status == "pending" else diagnostics.IGNORED
-        # DEBUG: the dispatcher logs each delivery at INFO when it routes it (with the rooms),
-        # and a second line per request costs the intake ~10% of its ceiling.
-        log.debug("delivery %s (%s, %s) %s", record.delivery_id, record.event, record.repo, result)
+        # Accepted at DEBUG: the dispatcher logs each one at INFO when it reaches a room, and
+        # a second line per request costs the intake ~10% of its ceiling. Ignored (a bot's
+        # own pushes) is rare and otherwise silent: INFO.
+        level = logging.DEBUG if result == diagnostics.ACCEPTED else logging.INFO
+        log.log(
+            level, "delivery %s (%s, %s) %s", record.delivery_id, record.event, record.repo, result
+        )
         self._metrics.delivery(result)
         if record.status == "ignored":
             return web.json_response(

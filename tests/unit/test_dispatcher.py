@@ -248,3 +248,42 @@ async def test_deliveries_nobody_subscribed_to_are_closed_without_being_parsed(
     assert await dispatcher.route_pending() == 0
     (logged,) = await store.delivery_log(5)
     assert (logged.result, logged.note) == ("unrouted", "no room subscribed")
+
+
+async def test_one_repository_spelled_two_ways_in_one_batch_is_one_pair(store: Store) -> None:
+    """Forge names are case-insensitive (a case-only rename): one window, no crash."""
+    clock = Clock(1000.0)
+    dispatcher = Dispatcher(store, Wakeup(), Wakeup(), window_s=60.0, clock=clock)
+    await store.subscribe(ROOM_A, "acme/widgets", "@a:x")
+    await accept(store, "Acme/Widgets", 1)
+    await accept(store, "acme/widgets", 2)
+    assert await dispatcher.route_pending() == 1
+    assert await store.pending_deliveries() == []
+    (held,) = await store.held_groups()
+    assert held.count == 1
+
+
+async def test_a_batch_failing_on_a_bug_is_routed_one_by_one(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only the delivery that trips the bug is closed; routing never stops on one."""
+    dispatcher = Dispatcher(store, Wakeup(), Wakeup(), window_s=0, clock=Clock(1.0))
+    await store.subscribe(ROOM_A, "acme/widgets", "@a:x")
+    for n in range(3):
+        await accept(store, "acme/widgets", n)
+    poisoned = (await store.pending_deliveries())[1].id
+    real_decide = dispatcher._decide
+
+    def decide(row: int, *args: object) -> object:
+        if row == poisoned:
+            raise KeyError("a bug")
+        return real_decide(row, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dispatcher, "_decide", decide)
+    assert await dispatcher.route_pending() == 2
+    statuses = {d.delivery_id: d.status for d in await store.recent_deliveries()}
+    assert statuses == {
+        "acme/widgets-0": "routed",
+        "acme/widgets-1": "failed",
+        "acme/widgets-2": "routed",
+    }

@@ -172,3 +172,59 @@ async def test_a_delivery_does_not_wait_for_the_bots_use_of_the_store(store: Sto
     async with store._lock:
         assert await asyncio.wait_for(store.record_delivery(delivery("d1")), timeout=5)
     assert [d.delivery_id for d in await store.pending_deliveries()] == ["d1"]
+
+
+async def test_a_writer_cancelled_before_it_ran_strands_nobody() -> None:
+    recorder = Recorder()
+    commit = group(recorder)
+    first = asyncio.create_task(commit.submit("a"))
+    await asyncio.sleep(0)  # "a" is waiting and its writer is created, not yet started
+    assert commit._writer is not None
+    commit._writer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert await asyncio.wait_for(commit.submit("b"), timeout=5) == "B"
+    await commit.close()
+
+
+async def test_a_writer_cancelled_mid_write_strands_nobody() -> None:
+    recorder = Recorder()
+    commit = group(recorder)
+    first = asyncio.create_task(commit.submit("a"))
+    await asyncio.sleep(0.001)  # inside the write
+    assert commit._writer is not None
+    commit._writer.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await first
+    assert await asyncio.wait_for(commit.submit("b"), timeout=5) == "B"
+
+
+async def test_a_batch_of_only_cancelled_items_is_not_written() -> None:
+    recorder = Recorder()
+    commit = group(recorder)
+    first = asyncio.create_task(commit.submit("a"))
+    await asyncio.sleep(0)
+    doomed = asyncio.create_task(commit.submit("b"))
+    await asyncio.sleep(0)
+    doomed.cancel()
+    assert await first == "A"
+    assert recorder.batches == [["a"]]
+
+
+async def test_a_database_error_fails_each_request_once_not_row_by_row(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Busy, full or broken: retrying each row alone would only repeat it (and, busy, wait
+    out the timeout once per row)."""
+    calls: list[int] = []
+
+    async def broken(batch: Sequence[NewDelivery]) -> list[bool | Exception]:
+        calls.append(len(batch))
+        raise sqlite3.OperationalError("database or disk is full")
+
+    monkeypatch.setattr(store, "_insert_rows", broken)
+    results = await asyncio.gather(
+        *(store.record_delivery(delivery(f"d{i}")) for i in range(5)), return_exceptions=True
+    )
+    assert all(isinstance(r, sqlite3.OperationalError) for r in results)
+    assert sum(calls) == 5 and len(calls) <= 2  # a lone first write, then the rest together
