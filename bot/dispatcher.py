@@ -2,8 +2,8 @@
 
 Per (repo, room) the rate limit decides: the first event in a quiet window is queued at
 once; later ones are held (durably) and leave as one coalesced message when the window
-opens. Routing a delivery is one transaction, and so is releasing a held group, so a crash
-leaves either nothing done (done again on restart) or everything done.
+opens. Routing a batch of deliveries is one transaction, and so is releasing a held group,
+so a crash leaves either nothing done (done again on restart) or everything done.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class Dispatcher:
         return routed
 
     async def _route_batch(self, batch: Sequence[Delivery]) -> int:
-        """Route a batch with three reads and one transaction, whatever its size.
+        """Route a batch with a few reads and one transaction, whatever its size.
 
         Only deliveries some room subscribed to are parsed, and only those some room wants
         are rendered. A delivery that cannot be routed (unreadable, or a bug in its

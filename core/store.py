@@ -246,20 +246,6 @@ class Store:
         rows = await self._fetchall("SELECT * FROM deliveries ORDER BY id DESC LIMIT ?", (limit,))
         return [Delivery.from_row(row) for row in rows]
 
-    async def route_delivery(
-        self,
-        delivery_row: int,
-        send: Sequence[NewMessage],
-        status: str,
-        note: str | None,
-        hold: Sequence[str] = (),
-        repo: str = "",
-        now: float | None = None,
-    ) -> None:
-        """Route one delivery (see `route_deliveries`)."""
-        route = Route(delivery_row, status, note, tuple(send), tuple(hold), repo)
-        await self.route_deliveries([route], now)
-
     async def route_deliveries(self, routes: Sequence[Route], now: float | None = None) -> None:
         """Queue the deliveries' messages, hold them for rate-limited rooms, close them: all
         in one transaction, in the routes' order (which is the rooms' message order).
@@ -391,10 +377,6 @@ class Store:
                 "SELECT * FROM subscriptions WHERE room_id = ? ORDER BY repo", (room_id,)
             )
         return [Subscription.from_row(row) for row in rows]
-
-    async def subscriptions_for_repo(self, repo_full_name: str) -> list[Subscription]:
-        """Subscriptions covering this repository, directly or through `OWNER/*`."""
-        return (await self.subscriptions_for_repos([repo_full_name]))[repo_full_name]
 
     async def subscriptions_for_repos(
         self, repo_full_names: Iterable[str]

@@ -15,6 +15,7 @@ from core import diagnostics
 from core.diagnostics import IntakeEntry, RoomPost
 from core.records import NewDelivery, NewMessage
 from core.store import INTAKE_LOG_MAX_ROWS, Store
+from tests.unit.routing import route_delivery
 
 ROOM_A = "!a:example.org"
 ROOM_B = "!b:example.org"
@@ -43,7 +44,7 @@ async def deliver(
     row = next(d.id for d in await store.pending_deliveries() if d.delivery_id == delivery_id)
     messages = [NewMessage(room, repo, "body", "<p>body</p>") for room in rooms]
     note = f"sent to {len(rooms)} room(s), held for 0"
-    await store.route_delivery(row, messages, "routed" if rooms else "unrouted", note, now=at)
+    await route_delivery(store, row, messages, "routed" if rooms else "unrouted", note, now=at)
 
 
 def refusal(at: float, result: str = diagnostics.BAD_SIGNATURE, **kw: object) -> IntakeEntry:

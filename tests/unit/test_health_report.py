@@ -14,6 +14,7 @@ from core import diagnostics
 from core.diagnostics import IntakeEntry
 from core.records import NewDelivery, NewMessage
 from core.store import Store
+from tests.unit.routing import route_delivery
 
 ROOM = "!room:example.org"
 
@@ -38,7 +39,7 @@ async def queue_two(store: Store, at: float) -> tuple[int, int]:
     assert await store.record_delivery(new)
     (row,) = await store.pending_deliveries()
     message = NewMessage(ROOM, "acme/widgets", "hi", "<p>hi</p>")
-    await store.route_delivery(row.id, [message, message], "routed", None, now=at)
+    await route_delivery(store, row.id, [message, message], "routed", None, now=at)
     # Only a room's oldest row is due; the second, inserted with it, has the next id.
     (first,) = [m.id for m in await store.due_messages(at + 1)]
     return first, first + 1

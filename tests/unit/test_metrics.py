@@ -23,6 +23,7 @@ from receiver.app import create_app
 from receiver.signature import sign
 from receiver.webhook import WebhookConfig, WebhookReceiver
 from tests.unit.fake_matrix import FakeClient
+from tests.unit.routing import route_delivery
 
 SECRET = "metrics-secret"
 URL = "/webhook/gitea"
@@ -145,7 +146,7 @@ async def test_sender_counts_sent_retried_failed_and_times_acceptance_to_sent(
     assert await store.record_delivery(new)
     (row,) = await store.pending_deliveries()
     message = NewMessage(ROOM, "acme/widgets", "hello", "<p>hello</p>")
-    await store.route_delivery(row.id, [message, message], "routed", None, now=accepted_at)
+    await route_delivery(store, row.id, [message, message], "routed", None, now=accepted_at)
     client = FakeClient(
         script={
             ROOM: [

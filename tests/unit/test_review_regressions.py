@@ -20,6 +20,7 @@ from core.records import NewDelivery, NewMessage
 from core.store import Store
 from core.wakeup import Wakeup
 from receiver.signature import sign
+from tests.unit.routing import route_delivery
 from tests.unit.test_receiver import SECRET, Intake, _intake
 
 
@@ -69,7 +70,7 @@ async def _queue(store: Store, n: int, rooms: list[str]) -> None:
     await store.record_delivery(NewDelivery(f"d{n}", "push", f"s{n}", "a/b", "{}", 1.0, "pending"))
     (delivery,) = await store.pending_deliveries()
     messages = [NewMessage(room, "a/b", f"m{n}", "") for room in rooms]
-    await store.route_delivery(delivery.id, messages, "routed", None, now=1.0)
+    await route_delivery(store, delivery.id, messages, "routed", None, now=1.0)
 
 
 async def test_next_due_ignores_rows_queued_behind_a_room_in_backoff(store: Store) -> None:

@@ -14,6 +14,7 @@ from core.records import NewDelivery, NewMessage
 from core.store import Store
 from core.wakeup import Wakeup
 from tests.unit.fake_matrix import Answer, FakeClient
+from tests.unit.routing import route_delivery
 
 ROOM_A = "!a:example.org"
 ROOM_B = "!b:example.org"
@@ -49,7 +50,7 @@ async def enqueue(store: Store, *messages: tuple[str, str]) -> None:
     assert await store.record_delivery(new)
     (row,) = await store.pending_deliveries()
     queued = [NewMessage(room, "acme/widgets", body, f"<p>{body}</p>") for room, body in messages]
-    await store.route_delivery(row.id, queued, "routed", None)
+    await route_delivery(store, row.id, queued, "routed", None)
 
 
 async def outbox(store: Store) -> list[dict[str, Any]]:

@@ -13,6 +13,7 @@ from core.migrations import MIGRATIONS
 from core.records import NewDelivery, NewMessage
 from core.repo_spec import normalise_spec
 from core.store import Store, SubscribeResult
+from tests.unit.routing import route_delivery
 
 ROOM_A = "!a:example.org"
 ROOM_B = "!b:example.org"
@@ -59,7 +60,7 @@ async def queue(store: Store, *rooms_and_bodies: tuple[str, str], did: str = "d1
     messages = [
         NewMessage(room, "acme/widgets", body, f"<p>{body}</p>") for room, body in rooms_and_bodies
     ]
-    await store.route_delivery(row, messages, "routed", f"{len(messages)} room(s)")
+    await route_delivery(store, row, messages, "routed", f"{len(messages)} room(s)")
 
 
 async def pragma(path: Path, name: str) -> object:
@@ -144,7 +145,7 @@ async def test_subscribe_again_with_filters_updates_them(store: Store) -> None:
 
 
 async def rooms_for_repo(store: Store, repo: str) -> list[str]:
-    return sorted({s.room_id for s in await store.subscriptions_for_repo(repo)})
+    return sorted({s.room_id for s in (await store.subscriptions_for_repos([repo]))[repo]})
 
 
 async def test_subscriptions_per_room_and_all(store: Store) -> None:
@@ -191,7 +192,7 @@ async def test_route_delivery_is_atomic(store: Store) -> None:
     broken = NewMessage(ROOM_B, None, "b", "b")  # type: ignore[arg-type]
     bad = [NewMessage(ROOM_A, "acme/widgets", "a", "a"), broken]
     with pytest.raises(sqlite3.IntegrityError, match="NOT NULL"):
-        await store.route_delivery(row, bad, "routed", None)
+        await route_delivery(store, row, bad, "routed", None)
     assert await store.due_messages(now=1e12) == []
     assert [d.id for d in await store.pending_deliveries()] == [row]
 

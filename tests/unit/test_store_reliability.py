@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from core.records import NewDelivery, NewMessage
 from core.store import Store
+from tests.unit.routing import route_delivery
 
 OLD, NEW, OTHER = "!old:x", "!new:x", "!other:x"
 
@@ -15,7 +16,7 @@ async def queue(store: Store, *rooms: str, hold: tuple[str, ...] = ()) -> None:
     )
     (delivery,) = await store.pending_deliveries()
     messages = [NewMessage(room, "acme/widgets", f"body {n}", "<p>x</p>") for room in rooms]
-    await store.route_delivery(delivery.id, messages, "routed", None, hold, "acme/widgets", 10.0)
+    await route_delivery(store, delivery.id, messages, "routed", None, hold, "acme/widgets", 10.0)
 
 
 async def test_retry_now_skips_rows_waiting_out_a_rate_limit(store: Store) -> None:
