@@ -78,7 +78,8 @@ class Dispatcher:
         """Route everything pending now; returns how many messages were queued."""
         queued = 0
         while batch := await self._store.pending_deliveries():
-            routed = await self._route_batch_isolated(batch)
+            async with self._store.routing():
+                routed = await self._route_batch_isolated(batch)
             if routed:  # per batch: under a long burst the sender starts at once
                 self._outbox.set()
             queued += routed
@@ -173,7 +174,8 @@ class Dispatcher:
         released = 0
         for group in await self._store.held_groups():
             if window_open(group.last_sent_at, now, self._window_s, group.queued):
-                await self._release_isolated(group)
+                async with self._store.routing():
+                    await self._release_isolated(group)
                 released += 1
             elif group.queued:
                 continue  # its window starts once the sender settles the queued message

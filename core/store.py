@@ -89,6 +89,7 @@ class Store:
         # left to SQLite, a writer finding the file locked sleeps 1, 2, 5, 10 ms… (its busy
         # handler), and the intake would sleep behind every routing transaction.
         self._write_lock = asyncio.Lock()
+        self._routing_lock = asyncio.Lock()  # see `routing()`
         self._deliveries = self._delivery_writer()
 
     def _delivery_writer(self) -> GroupCommit[NewDelivery, bool]:
@@ -394,13 +395,21 @@ class Store:
             found = [Subscription.from_row(row) for row in rows]
         return {name: [s for s in found if s.repo in pair] for name, pair in specs.items()}
 
+    @asynccontextmanager
+    async def routing(self) -> AsyncIterator[None]:
+        """Held by the dispatcher from reading subscriptions or held events to writing what
+        it decided, and by `move_room`: a room upgrade committed in between would leave the
+        decision's messages in the old room."""
+        async with self._routing_lock:
+            yield
+
     async def move_room(self, old_room: str, new_room: str) -> int:
         """Move a room's subscriptions, held events and unsent messages (room upgrade).
 
         Where the new room already has a subscription to the same repository, the new
         room's own one wins. Returns how many subscriptions moved.
         """
-        async with self._transaction() as conn:
+        async with self.routing(), self._transaction() as conn:
             moved = await conn.execute(
                 "UPDATE OR IGNORE subscriptions SET room_id = ? WHERE room_id = ?",
                 (new_room, old_room),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 from pathlib import Path
@@ -287,3 +288,32 @@ async def test_a_batch_failing_on_a_bug_is_routed_one_by_one(
         "acme/widgets-1": "failed",
         "acme/widgets-2": "routed",
     }
+
+
+async def test_a_room_upgrade_waits_for_the_routing_decision_in_progress(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Subscriptions read, then the room upgraded, then the messages written: without the
+    routing lock they would land in the old room."""
+    dispatcher = Dispatcher(store, Wakeup(), Wakeup(), window_s=0, clock=Clock(1.0))
+    await store.subscribe(ROOM_A, "acme/widgets", "@a:x")
+    await accept(store, "acme/widgets", 1)
+    reading, go_on = asyncio.Event(), asyncio.Event()
+    real_pair_states = store.pair_states
+
+    async def slow_pair_states(pairs: object) -> object:
+        reading.set()
+        await go_on.wait()
+        return await real_pair_states(pairs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(store, "pair_states", slow_pair_states)
+    routing = asyncio.create_task(dispatcher.route_pending())
+    await reading.wait()
+    upgrade = asyncio.create_task(store.move_room(ROOM_A, ROOM_B))
+    await asyncio.sleep(0.05)
+    assert not upgrade.done()
+    go_on.set()
+    assert await routing == 1
+    assert await upgrade == 1
+    (message,) = await store.due_messages(now=1e12)
+    assert message.room_id == ROOM_B
