@@ -117,9 +117,13 @@ async def subscribe(ctx: CommandContext, args: list[str]) -> str:
 )
 async def unsubscribe(ctx: CommandContext, args: list[str]) -> str:
     spec = _one_spec(args, COMMANDS["unsubscribe"].usage)
-    if not await ctx.store.unsubscribe(ctx.room_id, spec):
+    result = await ctx.store.unsubscribe(ctx.room_id, spec)
+    if result is None:
         return f"This room is not subscribed to {spec}. See !subscriptions."
-    return f"Unsubscribed this room from {spec}."
+    reply = f"Unsubscribed this room from {spec}."
+    if result.dropped_held:
+        reply += f" {result.dropped_held} event(s) held back by the rate limit will not be posted."
+    return reply
 
 
 @command("subscriptions", "!subscriptions", "list this room's subscriptions")

@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import astuple
+from dataclasses import astuple, dataclass
 from pathlib import Path
 
 import aiosqlite
@@ -56,6 +56,11 @@ class SubscribeResult(enum.Enum):
     ADDED = "added"
     UPDATED = "updated"
     UNCHANGED = "unchanged"
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribed:
+    dropped_held: int  # events held by the rate limit that will not be posted now
 
 
 # The intake log keeps at most this many rows whatever the retention: a flood of forged
@@ -363,12 +368,24 @@ class Store:
             )
             return SubscribeResult.ADDED if existing is None else SubscribeResult.UPDATED
 
-    async def unsubscribe(self, room_id: str, repo: str) -> bool:
-        async with self._transaction() as conn:
+    async def unsubscribe(self, room_id: str, repo: str) -> Unsubscribed | None:
+        """Remove a subscription (None: there was none) and the events held for the room
+        that no remaining subscription of it covers: "stops it" means no coalesced message
+        a minute later. Under the routing lock, so a batch being routed cannot hold new
+        ones for it afterwards."""
+        async with self.routing(), self._transaction() as conn:
             cursor = await conn.execute(
                 "DELETE FROM subscriptions WHERE room_id = ? AND repo = ?", (room_id, repo.lower())
             )
-            return cursor.rowcount > 0
+            if cursor.rowcount == 0:
+                return None
+            dropped = await conn.execute(
+                "DELETE FROM held WHERE room_id = ? AND NOT EXISTS (SELECT 1 FROM subscriptions s"
+                " WHERE s.room_id = held.room_id AND (s.repo = held.repo"
+                " OR s.repo = substr(held.repo, 1, instr(held.repo, '/')) || '*'))",
+                (room_id,),
+            )
+            return Unsubscribed(dropped.rowcount)
 
     async def subscriptions(self, room_id: str | None = None) -> list[Subscription]:
         if room_id is None:

@@ -11,7 +11,9 @@ from nio import MatrixRoom, PowerLevelsEvent
 from bot.command_registry import COMMANDS
 from bot.commands import CommandContext, CommandRouter
 from bot.permissions import PermissionChecker, creators_of, creators_outrank_power_levels
+from core.records import NewDelivery
 from core.store import Store
+from tests.unit.routing import route_delivery
 
 ROOM = "!room:example.org"
 BOT = "@notifier:example.org"
@@ -200,8 +202,26 @@ async def test_unsubscribe_removes(v12_router: CommandRouter, store: Store) -> N
     room = make_room(V12_ROOM_USERS)
     await v12_router.answer(room, MODERATOR, "!subscribe acme/widgets")
     answer = await v12_router.answer(room, MODERATOR, "!unsubscribe ACME/widgets")
-    assert "Unsubscribed" in answer
+    assert answer == "Unsubscribed this room from acme/widgets."
     assert await store.subscriptions(ROOM) == []
+
+
+async def test_unsubscribe_says_held_events_will_not_be_posted(
+    v12_router: CommandRouter, store: Store
+) -> None:
+    room = make_room(V12_ROOM_USERS)
+    await v12_router.answer(room, MODERATOR, "!subscribe acme/widgets")
+    for n in range(2):
+        new = NewDelivery(f"d{n}", "push", f"sha{n}", "acme/widgets", "{}", 1.0, "pending")
+        assert await store.record_delivery(new)
+    for delivery in await store.pending_deliveries():
+        await route_delivery(store, delivery.id, [], "routed", None, (ROOM,), "acme/widgets")
+    answer = await v12_router.answer(room, MODERATOR, "!unsubscribe acme/widgets")
+    assert answer == (
+        "Unsubscribed this room from acme/widgets."
+        " 2 event(s) held back by the rate limit will not be posted."
+    )
+    assert await store.held_groups() == []
 
 
 async def test_unsubscribe_needs_power_too(v12_router: CommandRouter, store: Store) -> None:

@@ -317,3 +317,31 @@ async def test_a_room_upgrade_waits_for_the_routing_decision_in_progress(
     assert await upgrade == 1
     (message,) = await store.due_messages(now=1e12)
     assert message.room_id == ROOM_B
+
+
+async def test_unsubscribe_stops_what_was_held_unless_another_subscription_covers_it(
+    store: Store,
+) -> None:
+    clock = Clock(1000.0)
+    dispatcher = Dispatcher(store, Wakeup(), Wakeup(), window_s=60.0, clock=clock)
+    await store.subscribe(ROOM_A, "acme/widgets", "@a:x")
+    await store.subscribe(ROOM_A, "acme/gadgets", "@a:x")
+    await store.subscribe(ROOM_A, "acme/*", "@a:x")
+    await store.subscribe(ROOM_B, "acme/widgets", "@b:x")
+    for n in range(3):
+        await accept(store, "acme/widgets", n)
+        await accept(store, "acme/gadgets", n)
+    await dispatcher.route_pending()
+    await queued(store, clock)
+
+    result = await store.unsubscribe(ROOM_A, "acme/gadgets")  # acme/* still covers it
+    assert result is not None and result.dropped_held == 0
+    result = await store.unsubscribe(ROOM_A, "acme/*")  # acme/widgets still covers that one
+    assert result is not None and result.dropped_held == 2  # the gadgets events
+    result = await store.unsubscribe(ROOM_A, "acme/widgets")
+    assert result is not None and result.dropped_held == 2
+    assert await store.unsubscribe(ROOM_A, "acme/widgets") is None
+
+    clock.now = 2000.0
+    await dispatcher.release_due()
+    assert [(m.room_id, m.repo) for m in await queued(store, clock)] == [(ROOM_B, "acme/widgets")]
