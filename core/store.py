@@ -4,8 +4,8 @@ One aiosqlite connection in WAL mode, autocommit off by hand: every write runs i
 explicit `BEGIN IMMEDIATE` transaction under an asyncio lock, because the receiver and
 the bot share the connection and their statements must not interleave inside one
 transaction. A delivery is committed before the receiver answers 2xx: on a connection of
-its own, so a webhook never waits behind the bot's reads and transactions (SQLite's write
-lock and busy timeout order the two writers), and deliveries arriving together share one
+its own, so a webhook never waits behind the bot's reads (a second asyncio lock orders the
+write transactions of both connections), and deliveries arriving together share one
 INSERT (`GroupCommit`). A message is marked sent only after the homeserver accepted it.
 While the daemon runs, WAL checkpoints happen on a third connection
 (`checkpoint_forever`), never inside a request's commit.
@@ -223,7 +223,7 @@ class Store:
                 results.append(exc)
         return results
 
-    async def _insert_rows(self, batch: Sequence[NewDelivery]) -> list[bool | Exception]:
+    async def _insert_rows(self, batch: Sequence[NewDelivery]) -> list[bool]:
         """The batch has no two rows with the same unique key (GroupCommit sees to it), so
         the ids RETURNING gives back are exactly the rows that were new."""
         if self._intake_db is None:
