@@ -287,23 +287,19 @@ class Store:
             return {}
         repos = sorted({repo for _, repo in wanted})
         marks = ",".join("?" * len(repos))
-        # Unsent messages first: the sender marks one sent and starts its window in one
-        # transaction, so a message seen pending here is either still pending or its
-        # window is in the read below; the other order could miss both.
-        queued = await self._fetchall(
-            "SELECT DISTINCT room_id, lower(repo) FROM outbox WHERE status = 'pending'"
-            f" AND lower(repo) IN ({marks})",
-            repos,
+        # One statement, so one snapshot: the sender marks a message sent and starts its
+        # window in one transaction, and reads at different moments could see neither.
+        rows = await self._fetchall(
+            "SELECT 'window', room_id, repo, last_sent_at FROM rate_windows"
+            f" WHERE repo IN ({marks}) UNION ALL"
+            f" SELECT DISTINCT 'held', room_id, repo, NULL FROM held WHERE repo IN ({marks})"
+            " UNION ALL SELECT DISTINCT 'queued', room_id, lower(repo), NULL FROM outbox"
+            f" WHERE status = 'pending' AND lower(repo) IN ({marks})",
+            repos * 3,
         )
-        windows = await self._fetchall(
-            f"SELECT room_id, repo, last_sent_at FROM rate_windows WHERE repo IN ({marks})", repos
-        )
-        holding = await self._fetchall(
-            f"SELECT DISTINCT room_id, repo FROM held WHERE repo IN ({marks})", repos
-        )
-        last = {(row[0], row[1]): row[2] for row in windows}
-        held = {(row[0], row[1]) for row in holding}
-        unsent = {(row[0], row[1]) for row in queued}
+        last = {(row[1], row[2]): row[3] for row in rows if row[0] == "window"}
+        held = {(row[1], row[2]) for row in rows if row[0] == "held"}
+        unsent = {(row[1], row[2]) for row in rows if row[0] == "queued"}
         return {key: PairState(last.get(key), key in held, key in unsent) for key in wanted}
 
     async def held_groups(self) -> list[HeldGroup]:
