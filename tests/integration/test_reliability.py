@@ -6,6 +6,7 @@ asserts a timing.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import signal
 import uuid
@@ -194,3 +195,31 @@ async def test_room_upgrade_moves_subscriptions_to_the_new_room(
     assert all(
         entry["rooms"] == [new] for entry in daemon.health()["repos"] if entry["repo"] == repo
     )
+
+
+async def test_unsubscribe_drops_what_the_rate_limit_held(
+    homeserver: Homeserver, make_daemon: type[Daemon], alice: RoomDriver
+) -> None:
+    """ "Stops it": no coalesced message after !unsubscribe, and the reply says what went."""
+    daemon = make_daemon(NOTIFIER_RATE_LIMIT_SECONDS="60")
+    bot, tag = homeserver.bot.user_id, _tag()
+    repo = f"quiet{tag}/widgets"
+    room = await subscribed_room(alice, bot, repo)
+    await push(daemon, repo, f"first-{tag}")
+    await alice.wait_for(room, notice_from(bot, f"first-{tag}"))
+    for i in range(2):
+        status, _, _ = await push(daemon, repo, f"held{i}-{tag}")
+        assert status == 202
+    for _ in range(100):  # routed and held behind the first message's window
+        if daemon.health()["queue"]["held"] == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert daemon.health()["queue"]["held"] == 2
+
+    reply = await command(alice, room, bot, f"!unsubscribe {repo}", "Unsubscribed")
+    assert reply == (
+        f"Unsubscribed this room from {repo}."
+        " 2 event(s) held back by the rate limit will not be posted."
+    )
+    assert daemon.health()["queue"]["held"] == 0
+    assert len(bodies(alice, room, bot, f"[{repo}]")) == 1
