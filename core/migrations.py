@@ -92,4 +92,27 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX intake_log_result ON intake_log (result, at);
     CREATE INDEX intake_log_at ON intake_log (at);
     """,
+    # 4: trust and at-most-once. Deliveries carry their repository's visibility (unknown is
+    # private); subscriptions whether their author is trusted (existing ones are not: they
+    # become "public only", logged once per room by the store); the Matrix sync position and
+    # the handled command event ids; refusals counted in batches; lower-case name indexes.
+    """
+    ALTER TABLE deliveries ADD COLUMN private INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE subscriptions ADD COLUMN trusted INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE sync_state (
+        key           TEXT PRIMARY KEY,
+        value         TEXT NOT NULL
+    );
+    CREATE TABLE handled_commands (
+        event_id      TEXT PRIMARY KEY,
+        room_id       TEXT NOT NULL,
+        handled_at    REAL NOT NULL
+    );
+    CREATE INDEX handled_commands_at ON handled_commands (handled_at);
+    ALTER TABLE intake_log ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+    CREATE INDEX deliveries_repo_lower ON deliveries (lower(repo), received_at);
+    CREATE INDEX outbox_pending_repo ON outbox (lower(repo)) WHERE status = 'pending';
+    """,
 )
+# The first version whose subscriptions record trust: rows older than it become "public only".
+TRUST_VERSION = 4

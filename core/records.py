@@ -30,8 +30,9 @@ class NewDelivery:
     received_at: float
     status: str  # "pending" (to announce) or "ignored"
     note: str | None = None
+    private: bool = True  # the forge's visibility of the repository; unknown counts as private
 
-    def row(self) -> tuple[str, str, str, str | None, str, float, str, str | None]:
+    def row(self) -> tuple[str, str, str, str | None, str, float, str, str | None, bool]:
         """The column values in table order (`astuple` deep-copies, and this is per request)."""
         return (
             self.delivery_id,
@@ -42,6 +43,7 @@ class NewDelivery:
             self.received_at,
             self.status,
             self.note,
+            self.private,
         )
 
 
@@ -54,6 +56,7 @@ class Delivery(_FromRow):
     payload: str
     received_at: float
     status: str
+    private: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +67,8 @@ class Subscription(_FromRow):
     events: str | None
     created_by: str
     created_at: float
+    # Its author is in NOTIFIER_ADMINS or NOTIFIER_TRUSTED_USERS: it may see private repos.
+    trusted: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     rate_limit_seconds: float = Field(default=60, ge=0)
     command_power_level: int = 50
     admins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # MXIDs or globs (`@*:example.org`) whose subscriptions may see private repositories.
+    trusted_users: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Bearer token for the full `/webhook/health` from non-loopback clients (and the API).
+    api_token: SecretStr | None = None
+    # The bot declines invites beyond this many joined rooms.
+    max_rooms: int = Field(default=500, gt=0)
     ignore_pushers: Annotated[list[str], NoDecode] = Field(default_factory=list)
     max_body_bytes: int = Field(default=5 * 1024 * 1024, gt=0)
     # How long delivered rows and dedup keys are kept; a replay older than this is new again.
@@ -60,7 +66,7 @@ class Settings(BaseSettings):
     encryption: bool = True
     e2e_share_with: Literal["all", "homeserver"] = "all"
 
-    @field_validator("admins", "ignore_pushers", mode="before")
+    @field_validator("admins", "trusted_users", "ignore_pushers", mode="before")
     @classmethod
     def _split_commas(cls, value: object) -> object:
         """Operators write lists as `a,b,c` in env files, not as JSON."""

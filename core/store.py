@@ -35,7 +35,7 @@ from core.diagnostics import (
     SendErrorSummary,
 )
 from core.group_commit import GroupCommit, GroupCommitClosed
-from core.migrations import MIGRATIONS
+from core.migrations import MIGRATIONS, TRUST_VERSION
 from core.records import (
     Delivery,
     HeldGroup,
@@ -73,12 +73,14 @@ PRAGMAS = (
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=5000",
 )
-# Deliveries per INSERT: 8 parameters each stays under SQLite's oldest limit of 999.
-DELIVERY_BATCH = 120
+# Deliveries per INSERT: 9 parameters each stays under SQLite's oldest limit of 999.
+DELIVERY_BATCH = 110
 # How often `checkpoint_forever` copies the WAL back into the database file.
 CHECKPOINT_EVERY_S = 1.0
 SQLITE_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default, restored when checkpointing stops
-_DELIVERY_COLUMNS = "delivery_id, event, body_sha256, repo, payload, received_at, status, note"
+_DELIVERY_COLUMNS = (
+    "delivery_id, event, body_sha256, repo, payload, received_at, status, note, private"
+)
 
 
 class Store:
@@ -186,6 +188,22 @@ class Store:
                     await conn.execute(statement)
                 await conn.execute(f"PRAGMA user_version={version}")
             log.info("database migrated to schema version %d", version)
+            if version == TRUST_VERSION:
+                await self._log_untrusted_rooms()
+
+    async def _log_untrusted_rooms(self) -> None:
+        """Subscriptions made before trust was recorded are "public only" now: say so once
+        per room, so the operator knows which rooms an admin must re-subscribe."""
+        rows = await self._fetchall(
+            "SELECT room_id, COUNT(*) FROM subscriptions GROUP BY room_id ORDER BY room_id"
+        )
+        for room_id, count in rows:
+            log.warning(
+                "room %s: %d subscription(s) now see public repositories only; an admin's"
+                " !subscribe there makes them trusted again",
+                room_id,
+                count,
+            )
 
     async def _fetchall(self, sql: str, params: Sequence[object] = ()) -> list[aiosqlite.Row]:
         """Reads take the lock too: on the shared connection they would otherwise see another
@@ -228,7 +246,7 @@ class Store:
         the ids RETURNING gives back are exactly the rows that were new."""
         if self._intake_db is None:
             raise sqlite3.OperationalError("store is not open for writing")
-        rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?)"] * len(batch))
+        rows = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?)"] * len(batch))
         params = [value for delivery in batch for value in delivery.row()]
         # Not the main connection's lock: one autocommitted statement on the intake
         # connection, which only GroupCommit's single writer task uses.
