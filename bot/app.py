@@ -40,6 +40,7 @@ from bot.commands import CommandContext, CommandRouter
 from bot.dispatcher import Dispatcher
 from bot.encryption import E2EStatus, client_config, crypto_store_dir, e2e_status, undecryptable
 from bot.gitea_hooks import webhook_note
+from bot.handled_commands import HandledCommands
 from bot.health import Health
 from bot.invites import InvitePolicy
 from bot.login import HomeserverUnavailable, log_in
@@ -96,7 +97,7 @@ def build_app(settings: Settings, on_fatal: Callable[[Exception], None]) -> web.
         await store.retry_now(time.time())
         outbox.set()
 
-    sync = SyncLoop(client, on_reconnect=resume_sending)
+    sync = SyncLoop(client, store, on_reconnect=resume_sending)
     health = Health(store, sync, encryption=e2e.reason)
     secret = settings.secret
     ignored = frozenset(login.lower() for login in settings.ignore_pushers)
@@ -164,8 +165,11 @@ def _register_callbacks(
         return CommandContext(room_id, sender_id, store, settings.webhook_url, health.text, note)
 
     permissions = PermissionChecker(settings.command_power_level, settings.admins, fetch_create)
-    router = CommandRouter(settings.user_id, permissions, context, reply, sync.live)
-    invites = InvitePolicy(client, settings.user_id, settings.admins)
+    handled = HandledCommands(store, settings.retention_days * 86400)
+    router = CommandRouter(
+        settings.user_id, permissions, context, reply, sync.answers, handled.claim
+    )
+    invites = InvitePolicy(client, settings.user_id, settings.admins, settings.max_rooms)
     upgrades = RoomUpgrades(client, store, outbox)
     client.add_event_callback(_guarded(router.on_message), RoomMessageText)
     client.add_event_callback(_guarded(invites.on_invite), InviteMemberEvent)

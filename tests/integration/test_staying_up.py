@@ -18,9 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.room_driver import RoomDriver, notice_from
 from bot.sample import sample_push, sign_delivery
 from tests.daemon_process import Daemon
-from tests.integration.conftest import WEBHOOK_SECRET
+from tests.integration.conftest import WEBHOOK_SECRET, Homeserver, command, room_with_bot
 
 # The contract (DESIGN.md §2): webhooks are accepted within 2 s of the start of the process.
 ACCEPT_WITHIN_S = 2.0
@@ -105,3 +106,22 @@ def test_a_hung_homeserver_never_delays_the_receiver(
     with sqlite3.connect(daemon.state_dir / "forge-notifier.sqlite3") as db:
         stored = db.execute("SELECT COUNT(*) FROM deliveries").fetchone()
     assert stored == (2,)  # both stored (and routed: no room subscribed) with no Matrix at all
+
+
+async def test_a_quick_restart_answers_no_command_twice(
+    homeserver: Homeserver, daemon: Daemon, alice: RoomDriver
+) -> None:
+    """Synapse caches /sync answers for two minutes: a restart that syncs from scratch is
+    handed the previous run's answers, and would answer (and run) their commands again."""
+    bot = homeserver.bot.user_id
+    room = await room_with_bot(alice, bot)
+    await command(alice, room, bot, "!help", "!help — this list")
+    daemon.stop()
+    daemon.start()  # seconds later, same state directory (and device)
+    # A command after the restart: once its reply is in, a replay would be in too (the bot
+    # handles a sync's events in order, and the replayed ones come first).
+    await command(alice, room, bot, "!subscriptions", "no subscriptions")
+    help_replies = alice.events(room, notice_from(bot, "!help — this list"))
+    assert len(help_replies) == 1, [e["content"]["body"][:60] for e in help_replies]
+    subscriptions_replies = alice.events(room, notice_from(bot, "no subscriptions"))
+    assert len(subscriptions_replies) == 1
