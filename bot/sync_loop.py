@@ -86,6 +86,7 @@ class SyncLoop:
         self.state = LinkState()
         self.live = asyncio.Event()
         self.phase = Phase.HISTORY
+        self._saved: str | None = None  # the position last stored
 
     def answers(self, origin_server_ts_ms: int) -> bool:
         """Whether a command sent at that time, seen in the sync in progress, is answered."""
@@ -150,13 +151,16 @@ class SyncLoop:
 
     async def _save_position(self) -> None:
         """After each processed sync: nio has run every callback of it by now."""
-        if not self._client.next_batch:
+        position = self._client.next_batch
+        if not position or position == self._saved:
             return
         try:
-            await self._position.set_sync_value(POSITION_KEY, self._client.next_batch)
+            await self._position.set_sync_value(POSITION_KEY, position)
         except sqlite3.Error as exc:
             # Handled command ids still stop a replay; the next sync stores it again.
             log.warning("cannot store the sync position (%s)", exc)
+            return
+        self._saved = position
 
     async def _sync_error(self, response: SyncError, resuming: bool) -> bool:
         if response.status_code == "M_UNKNOWN_TOKEN":
@@ -170,6 +174,7 @@ class SyncLoop:
             # start afresh, with the first sync as history.
             log.warning("the stored sync position was refused; starting from now")
             self._client.next_batch = ""
+            self._saved = None
             await self._position.set_sync_value(POSITION_KEY, None)
         return self._failed(f"{response.status_code}: {response.message}")
 

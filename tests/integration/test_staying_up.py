@@ -92,8 +92,10 @@ def test_a_hung_homeserver_never_delays_the_receiver(
         print(f"\nhung homeserver: first webhook 202 {accepted_at - started:.2f} s after start")
         # Not a lucky race: the bot is stuck in its login against the hung server, and the
         # receiver does not care.
+        deadline = time.monotonic() + 10
         while not hung_homeserver.connections:
             assert process.poll() is None, daemon.log()
+            assert time.monotonic() < deadline, "the bot never tried to log in"
             time.sleep(0.05)
         assert _post_push(daemon.webhook_url, "second") == 202
         assert "unreachable" not in daemon.log()  # the first login attempt is still hanging
