@@ -252,8 +252,6 @@ async def _keep_trying_log_in(
     client: AsyncClient, settings: Settings, logged_in: asyncio.Event
 ) -> None:
     """Retry until logged in; a refused login (LoginError) ends the task and the daemon."""
-    if logged_in.is_set():  # a restart of this task after the login succeeded
-        return
     delay = 1.0
     while not await _try_log_in(client, settings):
         await asyncio.sleep(delay)
