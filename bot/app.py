@@ -1,12 +1,17 @@
 """The composition root: the one place that knows every part and wires them together.
 
 Lifecycle runs through aiohttp cleanup contexts, in start order store → Matrix client →
-dispatcher and sender → sync. aiohttp stops accepting and finishes in-flight requests
-first, then unwinds the contexts in reverse: sync stops, the sender finishes the message
-it holds (bounded), the client closes, and the store closes last.
+dispatcher and sender → sync. None of them waits for the homeserver: the store opens, the
+listener is bound, and only then does the login start, in the background, so webhooks are
+accepted at once even when the homeserver hangs. The background tasks restart in-process
+when they die (bot/supervision.py); only refused credentials or a broken store stop the
+daemon. aiohttp stops accepting and finishes in-flight requests first, then unwinds the
+contexts in reverse: sync stops, the sender finishes the message it holds (bounded), the
+client closes, and the store closes last.
 
 Under systemd, `serve` reports READY=1 once the store is open, the listener is bound and
-the first Matrix sync is done, and pings the watchdog from the event loop after that.
+the first Matrix sync is done (EXTEND_TIMEOUT_USEC until then), and pings the watchdog from
+the event loop after that.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from bot.commands import CommandContext, CommandRouter
 from bot.dispatcher import Dispatcher
 from bot.encryption import E2EStatus, client_config, crypto_store_dir, e2e_status, undecryptable
 from bot.gitea_hooks import webhook_note
+from bot.handled_commands import HandledCommands
 from bot.health import Health
 from bot.invites import InvitePolicy
 from bot.login import HomeserverUnavailable, log_in
@@ -56,13 +62,14 @@ log = logging.getLogger(__name__)
 
 SENDER_DRAIN_S = 5.0
 LOGIN_RETRY_CAP_S = 60.0
-FIRST_LOGIN_S = 10.0
 LOGIN_TIMEOUT_S = 60.0
 # How long in-flight requests may take to finish on SIGTERM; with SENDER_DRAIN_S this is
 # what the unit's TimeoutStopSec= must cover.
 REQUEST_DRAIN_S = 10.0
 # Set once the first Matrix sync is done: the last condition of readiness.
 MATRIX_LIVE = web.AppKey("matrix_live", asyncio.Event)
+# Set once the listener is bound: the login waits for it, so it never delays the receiver.
+LISTENING = web.AppKey("listening", asyncio.Event)
 
 
 def build_app(settings: Settings, on_fatal: Callable[[Exception], None]) -> web.Application:
@@ -90,7 +97,7 @@ def build_app(settings: Settings, on_fatal: Callable[[Exception], None]) -> web.
         await store.retry_now(time.time())
         outbox.set()
 
-    sync = SyncLoop(client, on_reconnect=resume_sending)
+    sync = SyncLoop(client, store, on_reconnect=resume_sending)
     health = Health(store, sync, encryption=e2e.reason)
     secret = settings.secret
     ignored = frozenset(login.lower() for login in settings.ignore_pushers)
@@ -99,6 +106,7 @@ def build_app(settings: Settings, on_fatal: Callable[[Exception], None]) -> web.
     scrape = scraper(metrics, store, lambda: sync.state.connected)
     app = create_app(receiver, health.snapshot, settings.max_body_bytes, scrape)
     app[MATRIX_LIVE] = sync.live
+    app[LISTENING] = asyncio.Event()
     sender = Sender(
         client,
         store,
@@ -157,8 +165,11 @@ def _register_callbacks(
         return CommandContext(room_id, sender_id, store, settings.webhook_url, health.text, note)
 
     permissions = PermissionChecker(settings.command_power_level, settings.admins, fetch_create)
-    router = CommandRouter(settings.user_id, permissions, context, reply, sync.live)
-    invites = InvitePolicy(client, settings.user_id, settings.admins)
+    handled = HandledCommands(store, settings.retention_days * 86400)
+    router = CommandRouter(
+        settings.user_id, permissions, context, reply, sync.answers, handled.claim
+    )
+    invites = InvitePolicy(client, settings.user_id, settings.admins, settings.max_rooms)
     upgrades = RoomUpgrades(client, store, outbox)
     client.add_event_callback(_guarded(router.on_message), RoomMessageText)
     client.add_event_callback(_guarded(invites.on_invite), InviteMemberEvent)
@@ -182,7 +193,7 @@ def _guarded(callback: Callable[..., Awaitable[None]]) -> Callable[..., Awaitabl
 async def _store_ctx(store: Store, tasks: Supervisor, _: web.Application) -> AsyncIterator[None]:
     await store.open()
     log.info("store open at %s", store.path)
-    checkpoints = tasks.start(store.checkpoint_forever(), "wal-checkpoint")
+    checkpoints = tasks.start(store.checkpoint_forever, "wal-checkpoint")
     yield
     await cancel(checkpoints)
     await store.close()
@@ -194,32 +205,31 @@ async def _matrix_ctx(
     logged_in: asyncio.Event,
     tasks: Supervisor,
     e2e: E2EStatus,
-    _: web.Application,
+    app: web.Application,
 ) -> AsyncIterator[None]:
-    """Log in before listening when possible; a refused login stops startup.
+    """Log in in the background once the receiver listens; a refused login stops the daemon.
 
-    The first attempt is bounded: Gitea does not retry, so the receiver must not wait long
-    for a slow homeserver before it listens.
+    Gitea does not retry, so the receiver never waits for the homeserver: a hung one only
+    delays the bot, never the webhooks.
     """
     if e2e.enabled:
         log.info("end-to-end encryption on; crypto store in %s", client.store_path)
     else:
         log.warning("end-to-end encryption off (%s): encrypted rooms get no messages", e2e.reason)
-    task = None
-    if await _try_log_in(client, settings, FIRST_LOGIN_S):
-        logged_in.set()
-    else:
-        task = tasks.start(_keep_trying_log_in(client, settings, logged_in), "login")
+
+    async def log_in_when_listening() -> None:
+        await app[LISTENING].wait()
+        await _keep_trying_log_in(client, settings, logged_in)
+
+    task = tasks.start(log_in_when_listening, "login")
     yield
     await cancel(task)
     await client.close()
 
 
-async def _try_log_in(
-    client: AsyncClient, settings: Settings, timeout_s: float = LOGIN_TIMEOUT_S
-) -> bool:
+async def _try_log_in(client: AsyncClient, settings: Settings) -> bool:
     try:
-        async with asyncio.timeout(timeout_s):
+        async with asyncio.timeout(LOGIN_TIMEOUT_S):
             how = await log_in(client, settings)
     except (HomeserverUnavailable, aiohttp.ClientError, TimeoutError) as exc:
         log.warning(
@@ -259,8 +269,8 @@ async def _delivery_ctx(
 ) -> AsyncIterator[None]:
     """The sender starts once the first sync is done: an encrypted room must be known
     (members, devices) before anything can be encrypted for it."""
-    routing = tasks.start(dispatcher.run(), "dispatcher")
-    sending = tasks.start(sender.run(live), "sender")
+    routing = tasks.start(dispatcher.run, "dispatcher")
+    sending = tasks.start(functools.partial(sender.run, live), "sender")
     yield
     await cancel(routing)
     if live.is_set():  # otherwise it never started: nothing in hand to finish
@@ -276,7 +286,7 @@ async def _sync_ctx(
         await logged_in.wait()
         await sync.run()
 
-    task = tasks.start(run(), "sync")
+    task = tasks.start(run, "sync")
     yield
     await cancel(task)
 
@@ -302,12 +312,13 @@ async def serve(
     keep_alive = asyncio.create_task(notifier.keep_alive(), name="systemd-keep-alive")
     try:
         # Inside the try: a failed startup must still close what already started.
-        notifier.status(f"starting: opening the store, logging in to {settings.homeserver}")
+        notifier.status("starting: opening the store")
         await runner.setup()
         site = web.TCPSite(runner, settings.listen_host, settings.listen_port)
         await site.start()
         address = f"http://{settings.listen_host}:{settings.listen_port}/webhook/gitea"
         log.info("receiver listening on %s", address)
+        app[LISTENING].set()
         started = time.monotonic()
         await _report_ready(app[MATRIX_LIVE], stop, notifier, address, settings)
         await stop.wait()

@@ -1,12 +1,14 @@
 """Chat commands: `!subscribe`, `!unsubscribe`, `!subscriptions`, `!health`, `!help`.
 
 Every command gets a reply: a confirmation, a one-line reason for a refusal, or a hint
-for anything unknown or malformed.
+for anything unknown or malformed; a reply never echoes an argument longer than a name can
+be, and never outgrows a few KB (bot/command_limit.py). A command runs at most once: its
+event id is recorded before it runs, and one already recorded is skipped. A sender over
+the rate limit gets one "slow down", then silence for the window.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -14,6 +16,7 @@ from datetime import UTC, datetime
 
 from nio import MatrixRoom, RoomMessageText
 
+from bot.command_limit import CommandRateLimit, Verdict, cap_reply, too_long_argument
 from bot.command_registry import COMMANDS, command, help_text
 from bot.permissions import PermissionChecker
 from core.events import CATEGORIES, DEFAULT_CATEGORIES
@@ -24,6 +27,8 @@ from core.store import Store, SubscribeResult
 log = logging.getLogger(__name__)
 
 Reply = Callable[[str, str], Awaitable[None]]  # (room_id, text)
+Claim = Callable[[str, str], Awaitable[bool]]  # (event_id, room_id) → first time seen
+Answers = Callable[[int], bool]  # origin_server_ts (ms) → whether to answer it
 
 
 @dataclass(frozen=True)
@@ -149,7 +154,7 @@ async def help_(ctx: CommandContext, args: list[str]) -> str:
 
 
 class CommandRouter:
-    """The nio callback for room messages: parse, check permission, run, reply."""
+    """The nio callback for room messages: dedup, rate-limit, parse, check, run, reply."""
 
     def __init__(
         self,
@@ -157,28 +162,46 @@ class CommandRouter:
         permissions: PermissionChecker,
         make_context: Callable[[str, str], CommandContext],
         reply: Reply,
-        live: asyncio.Event,
+        answers: Answers,
+        claim: Claim,
+        limit: CommandRateLimit | None = None,
     ) -> None:
+        """`answers` tells history (not answered) from new commands by their send time;
+        `claim` records a command's event id, False if it was handled already."""
         self._bot = bot_user_id
         self._permissions = permissions
         self._make_context = make_context
         self._reply = reply
-        self._live = live
+        self._answers = answers
+        self._claim = claim
+        self._limit = limit or CommandRateLimit()
 
     async def on_message(self, room: MatrixRoom, event: RoomMessageText) -> None:
-        if not self._live.is_set() or event.sender == self._bot:
+        if event.sender == self._bot or not self._answers(event.server_timestamp):
             return
         text = event.body.strip()
         if not text.startswith("!"):
             return
-        answer = await self.answer(room, event.sender, text)
-        await self._reply(room.room_id, answer)
+        if not await self._claim(event.event_id, room.room_id):
+            log.info("command %s in %s was handled already; skipped", event.event_id, room.room_id)
+            return
+        verdict = self._limit.check(event.sender)
+        if verdict is Verdict.SILENT:
+            return
+        if verdict is Verdict.SLOW_DOWN:
+            log.info("%s is over the command rate limit; silent for a while", event.sender)
+            answer = self._limit.slow_down_text()
+        else:
+            answer = await self.answer(room, event.sender, text)
+        await self._reply(room.room_id, cap_reply(answer))
 
     async def answer(self, room: MatrixRoom, sender: str, text: str) -> str:
         name, *args = text[1:].split() or [""]
         cmd = COMMANDS.get(name.lower())
         if cmd is None:
             return f"Unknown command !{name[:40]}. Try !help."
+        if (length := too_long_argument(args)) is not None:
+            return f"An argument of {length:,} characters is too long. Usage: {cmd.usage}"
         if cmd.privileged:
             verdict = await self._permissions.check(room, sender)
             if not verdict.allowed:

@@ -39,6 +39,8 @@ BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 300.0
 IDLE_POLL_S = 5.0
 STORE_RETRY_S = 1.0
+# An outbox row whose send raises (a bug, not a homeserver answer) is failed after this many.
+MAX_UNEXPECTED_TRIES = 5
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class Sender:
         self._share_with = share_with
         self._told_no_e2e: set[str] = set()
         self._on_settled = on_settled
+        self._crashes: dict[int, int] = {}  # row id → unexpected exceptions while sending it
 
     def stop(self) -> None:
         """Finish the message in hand, then return from `run` (the caller bounds the wait)."""
@@ -108,12 +111,37 @@ class Sender:
         for message in await self._store.due_messages(self._clock()):
             if self._stopping:
                 break
-            outcome = await self.attempt(
-                message.room_id, message.body, message.html, message.txn_id
-            )
+            outcome = await self._attempt_isolated(message)
             await self._record(message, outcome)
             sent += outcome.sent
         return sent
+
+    async def _attempt_isolated(self, message: OutboxMessage) -> SendOutcome:
+        """An unexpected exception (a bug, not an answer of the homeserver) is this row's
+        alone: it is retried with backoff, failed after a few such tries in a row, and the other
+        rows keep flowing (as the dispatcher does for deliveries)."""
+        try:
+            outcome = await self.attempt(
+                message.room_id, message.body, message.html, message.txn_id
+            )
+        except Exception as exc:
+            crashes = self._crashes.get(message.id, 0) + 1
+            self._crashes[message.id] = crashes
+            log.error(
+                "message %d to %s: unexpected %s while sending (try %d of %d)",
+                message.id,
+                message.room_id,
+                type(exc).__name__,
+                crashes,
+                MAX_UNEXPECTED_TRIES,
+                exc_info=exc,
+            )
+            error = f"unexpected error: {exc!r}"[:500]
+            if crashes < MAX_UNEXPECTED_TRIES:
+                return SendOutcome(error=error, retry=True, retry_after_s=_backoff(crashes))
+            outcome = SendOutcome(error=error)
+        self._crashes.pop(message.id, None)
+        return outcome
 
     async def _record(self, message: OutboxMessage, outcome: SendOutcome) -> None:
         if outcome.event_id is not None:

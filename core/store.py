@@ -713,6 +713,56 @@ class Store:
         )
         return [IntakeEntry(*row) for row in rows]
 
+    # --- Matrix sync state and commands -----------------------------------------------
+
+    async def sync_value(self, key: str) -> str | None:
+        """A stored value of the Matrix side (the sync position), None when there is none."""
+        rows = await self._fetchall("SELECT value FROM sync_state WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
+
+    async def set_sync_value(self, key: str, value: str | None) -> None:
+        """Store (or, with None, forget) a value of the Matrix side."""
+        async with self._transaction() as conn:
+            if value is None:
+                await conn.execute("DELETE FROM sync_state WHERE key = ?", (key,))
+            else:
+                await conn.execute(
+                    "INSERT INTO sync_state (key, value) VALUES (?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
+
+    async def claim_command(self, event_id: str, room_id: str, now: float) -> bool:
+        """Record a command event as handled; False when it already was (skip it).
+
+        Called before the command runs: a command runs at most once, even when a crash
+        comes between running it and storing the sync position that covers it.
+        """
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "INSERT OR IGNORE INTO handled_commands (event_id, room_id, handled_at)"
+                " VALUES (?, ?, ?)",
+                (event_id, room_id, now),
+            )
+            return cursor.rowcount == 1
+
+    async def prune_handled_commands(self, older_than: float, batch: int = 1000) -> int:
+        """Forget handled command ids recorded before a time; returns how many.
+
+        In short transactions of `batch` rows, so intake never waits long behind it.
+        """
+        removed = 0
+        while True:
+            async with self._transaction() as conn:
+                cursor = await conn.execute(
+                    "DELETE FROM handled_commands WHERE event_id IN (SELECT event_id"
+                    " FROM handled_commands WHERE handled_at < ? ORDER BY handled_at LIMIT ?)",
+                    (older_than, batch),
+                )
+            removed += cursor.rowcount
+            if cursor.rowcount < batch:
+                return removed
+
 
 async def _queue(
     conn: aiosqlite.Connection,

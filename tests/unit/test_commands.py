@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -75,7 +74,10 @@ def make_router(store: Store, create: dict[str, Any] | None) -> CommandRouter:
     async def reply(room_id: str, text: str) -> None:
         raise AssertionError("answer() must not reply by itself")
 
-    return CommandRouter(BOT, permissions, context, reply, asyncio.Event())
+    async def claim(event_id: str, room_id: str) -> bool:
+        return True
+
+    return CommandRouter(BOT, permissions, context, reply, lambda ts: True, claim)
 
 
 @pytest.fixture

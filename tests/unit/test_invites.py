@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nio import InviteMemberEvent, MatrixRoom
+from nio import InviteMemberEvent, JoinedRoomsResponse, MatrixRoom
 
 from bot.invites import InvitePolicy
 
@@ -12,11 +12,17 @@ BOT = "@notifier:example.org"
 
 
 class FakeClient:
-    def __init__(self) -> None:
+    def __init__(self, joined: int = 0) -> None:
         self.calls: list[tuple[str, str]] = []
+        self.joined = [f"!joined{n}:x" for n in range(joined)]
+        self.rooms: dict[str, Any] = {}
+
+    async def joined_rooms(self) -> JoinedRoomsResponse:
+        return JoinedRoomsResponse(list(self.joined))
 
     async def join(self, room_id: str) -> Any:
         self.calls.append(("join", room_id))
+        self.joined.append(room_id)
 
     async def room_leave(self, room_id: str) -> Any:
         self.calls.append(("leave", room_id))
@@ -51,3 +57,19 @@ async def test_look_alike_server_is_declined() -> None:
 
 async def test_invites_for_someone_else_are_ignored() -> None:
     assert await _decide("@alice:example.org", state_key="@bob:example.org") == []
+
+
+async def test_invites_beyond_max_rooms_are_declined() -> None:
+    """NOTIFIER_MAX_ROOMS: with the cap reached, even a same-server invite is declined."""
+    client = FakeClient(joined=2)
+    policy = InvitePolicy(client, BOT, admins=[], max_rooms=3)  # type: ignore[arg-type]
+    for room_id in ("!third:x", "!fourth:x"):
+        await policy.on_invite(MatrixRoom(room_id, BOT), invite("@alice:example.org"))
+    assert client.calls == [("join", "!third:x"), ("leave", "!fourth:x")]
+
+
+async def test_the_room_cap_applies_to_admins_too() -> None:
+    client = FakeClient(joined=500)
+    policy = InvitePolicy(client, BOT, admins=["@root:elsewhere.net"])  # type: ignore[arg-type]
+    await policy.on_invite(MatrixRoom("!r:x", BOT), invite("@root:elsewhere.net"))
+    assert client.calls == [("leave", "!r:x")]

@@ -15,7 +15,6 @@ import formatters
 from bot.dispatcher import Dispatcher
 from bot.sample import sample_push, sign_delivery
 from bot.sender import _classify_error
-from bot.supervision import BackgroundTaskFailed, Supervisor
 from core.records import NewDelivery, NewMessage
 from core.store import Store
 from core.wakeup import Wakeup
@@ -101,20 +100,6 @@ async def test_one_poison_delivery_does_not_stop_the_others(
     assert await Dispatcher(store, Wakeup(), Wakeup(), 0).route_pending() == 1
     statuses = {d.delivery_id: d.status for d in await store.recent_deliveries()}
     assert statuses == {"d0": "failed", "d1": "routed"}
-
-
-async def test_a_dead_background_task_stops_the_daemon() -> None:
-    fatal: list[Exception] = []
-
-    async def crash() -> None:
-        raise KeyError("boom")
-
-    task = Supervisor(fatal.append).start(crash(), "dispatcher")
-    await asyncio.gather(task, return_exceptions=True)
-    await asyncio.sleep(0)
-    assert len(fatal) == 1
-    assert isinstance(fatal[0], BackgroundTaskFailed)
-    assert "dispatcher failed: KeyError('boom')" in str(fatal[0])
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import aiosqlite
 import pytest
 from nio import AsyncClient, RoomSendError
 
-from bot.sender import BACKOFF_CAP_S, Sender, _backoff
+from bot.sender import BACKOFF_CAP_S, MAX_UNEXPECTED_TRIES, Sender, _backoff
 from core.records import NewDelivery, NewMessage
 from core.store import Store
 from core.wakeup import Wakeup
@@ -173,6 +173,41 @@ async def test_order_per_room_is_kept_through_retries(
     sent_to_a = [c.content["body"] for c in client.calls if c.room_id == ROOM_A]
     assert sent_to_a == ["a1", "a1", "a2", "a3"]
     assert [c.content["body"] for c in client.calls if c.room_id == ROOM_B] == ["b1"]
+    assert {row["status"] for row in await outbox(store)} == {"sent"}
+
+
+async def test_a_row_whose_send_raises_is_retried_then_failed_alone(
+    sender: Sender, store: Store, client: FakeClient, clock: Clock
+) -> None:
+    """A bug while sending one row (not a homeserver answer) must not stop the others."""
+    client.script[ROOM_A] = [RuntimeError("bug in the encryption layer")] * MAX_UNEXPECTED_TRIES
+    await enqueue(store, (ROOM_A, "a1"), (ROOM_B, "b1"))
+    assert await sender.send_due() == 1  # the other room's row went out in the same pass
+    rows = {row["room_id"]: row for row in await outbox(store)}
+    assert rows[ROOM_B]["status"] == "sent"
+    assert rows[ROOM_A]["status"] == "pending"
+    assert rows[ROOM_A]["next_attempt_at"] > clock.now  # backing off, not hammering
+    for _ in range(MAX_UNEXPECTED_TRIES - 1):
+        clock.now += BACKOFF_CAP_S
+        assert await sender.send_due() == 0
+    rows = {row["room_id"]: row for row in await outbox(store)}
+    assert rows[ROOM_A]["status"] == "failed"
+    assert rows[ROOM_A]["attempts"] == MAX_UNEXPECTED_TRIES
+    assert "RuntimeError('bug in the encryption layer')" in rows[ROOM_A]["last_error"]
+    assert [c.room_id for c in client.calls].count(ROOM_A) == MAX_UNEXPECTED_TRIES
+
+
+async def test_a_row_that_raised_once_is_sent_when_the_next_try_works(
+    sender: Sender, store: Store, client: FakeClient, clock: Clock
+) -> None:
+    client.script[ROOM_A] = [RuntimeError("transient bug")]
+    await enqueue(store, (ROOM_A, "a1"), (ROOM_A, "a2"))
+    assert await sender.send_due() == 0
+    clock.now += BACKOFF_CAP_S
+    assert await sender.send_due() == 1
+    clock.now += BACKOFF_CAP_S
+    assert await sender.send_due() == 1
+    assert [c.content["body"] for c in client.calls] == ["a1", "a1", "a2"]  # order kept
     assert {row["status"] for row in await outbox(store)} == {"sent"}
 
 
