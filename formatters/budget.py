@@ -28,6 +28,7 @@ the sum of the costs of its pieces: messages are assembled piece by piece, exact
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from html import escape
 
@@ -48,6 +49,8 @@ FLOOR = 1_024
 TAIL_RESERVE = 400
 MARKER_RESERVE = 100  # "… and N more lines", as text and as HTML
 NEWLINE_COST = 2  # "\n" in JSON
+# The marker `shrink` leaves; a message shrunk again counts what the earlier cut left out.
+MORE_LINES = re.compile(r"^… and (\d+) more lines?$")
 
 
 def content(body: str, html: str) -> dict[str, object]:
@@ -108,19 +111,23 @@ def shrink(body: str, html: str, limit: int) -> Rendered:
     if content_size(body, html) <= limit:
         return Rendered(body, html)
     head, *rest = body.split("\n")
+    earlier = MORE_LINES.match(rest[-1]) if rest else None
+    cut_before = int(earlier.group(1)) if earlier else 0
+    if earlier:
+        rest.pop()
     head = _clip_to(head, max(0, limit - EMPTY_SIZE - MARKER_RESERVE))
-    kept = [head]
     room = limit - content_size(head, _text_html(head)) - MARKER_RESERVE
-    if limit > FLOOR:
-        for line in rest:
-            room -= json_cost(line) + json_cost(_text_html(line)) + NEWLINE_COST + 4
-            if room < 0:
-                break
-            kept.append(line)
-    cut_lines = len(rest) - (len(kept) - 1)
+    kept = [head, *rest[: _lines_within(rest, room)]] if limit > FLOOR else [head]
+    cut_lines = len(rest) + 1 - len(kept) + cut_before
     if cut_lines:
         kept.append(f"… and {cut_lines} more line{'s' if cut_lines != 1 else ''}")
     return Rendered("\n".join(kept), "<br>".join(_text_html(line) for line in kept))
+
+
+def _lines_within(lines: Sequence[str], room: int) -> int:
+    """How many of `lines` fit in `room` bytes as text plus `<br>`-joined escaped HTML."""
+    pieces = [Rendered(line, _text_html(line) + "<br>") for line in lines]
+    return take(pieces, room)
 
 
 def _text_html(line: str) -> str:

@@ -4,6 +4,7 @@ size check, costs add up exactly, and `shrink` keeps the head line and valid HTM
 from __future__ import annotations
 
 import json
+from html import escape
 from html.parser import HTMLParser
 
 import vodozemac
@@ -130,7 +131,7 @@ def test_shrink_fits_keeps_the_head_line_and_counts_what_it_cut(
     lines: list[str], limit: int
 ) -> None:
     body = "\n".join(lines)
-    html = "".join(f"<p>{line}</p>" for line in lines)
+    html = "".join(f"<p>{escape(line)}</p>" for line in lines)
     shorter = shrink(body, html, limit)
     assert content_size(shorter.body, shorter.html) <= limit
     _assert_valid_html(shorter.html)
@@ -159,3 +160,12 @@ def test_a_head_line_longer_than_the_limit_is_cut_with_an_ellipsis() -> None:
     shorter = shrink("😀" * 100_000, "", FLOOR)
     assert content_size(shorter.body, shorter.html) <= FLOOR
     assert shorter.body.endswith("😀…")
+
+
+def test_shrinking_a_shrunk_message_keeps_the_count_exact() -> None:
+    body = "\n".join(["head", *(f"line {n} " * 10 for n in range(1000))])
+    once = shrink(body, "", 20_000)
+    twice = shrink(once.body, once.html, 5_000)
+    kept = twice.body.split("\n")
+    assert kept[-1] == f"… and {1000 - (len(kept) - 2)} more lines"
+    assert kept[:-1] == body.split("\n")[: len(kept) - 1]
