@@ -74,7 +74,7 @@ def _check_summary(body: str, branches: int) -> None:
 async def test_300_held_pushes_arrive_as_one_message_the_homeserver_accepts(
     homeserver: Homeserver, daemon_factory: type[Daemon], alice: RoomDriver
 ) -> None:
-    """Before the budget: 300 branch names in the head line made ~97 KB, refused and failed."""
+    """Before the budget: 300 branch names in the head line made 105 KB, refused and failed."""
     daemon = daemon_factory(NOTIFIER_RATE_LIMIT_SECONDS="10")
     bot, tag = homeserver.bot.user_id, uuid.uuid4().hex[:8]
     repo = f"budget{tag}/widgets"
