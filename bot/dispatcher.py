@@ -209,7 +209,7 @@ class Dispatcher:
             with contextlib.suppress(PayloadError):  # closed as invalid when it was routed
                 if event := _event_of(delivery):
                     events.append(event)
-        rendered = render_held(events) if events else None
+        rendered = _render_group(events)
         last_row = held[-1][1].id
         message = None
         if rendered is not None:
@@ -222,6 +222,25 @@ class Dispatcher:
             group.repo,
             group.room_id,
         )
+
+
+def _render_group(events: Sequence[AnnouncedEvent]) -> Rendered | None:
+    """The held events as one message (exact counts per kind, within the byte budget); an
+    event whose formatter fails is left out, logged, rather than the whole group."""
+    try:
+        return render_held(events) if events else None
+    except Exception:
+        log.exception("rendering %d held events failed; leaving out those that fail", len(events))
+    renderable = [event for event in events if _renders(event)]
+    return render_held(renderable) if renderable else None
+
+
+def _renders(event: AnnouncedEvent) -> bool:
+    try:
+        render(event)
+    except Exception:
+        return False
+    return True
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,11 +29,14 @@ from core.metrics import Metrics
 from core.records import OutboxMessage
 from core.store import Store
 from core.wakeup import Wakeup
+from formatters.budget import FLOOR, content_size, shrink
 
 log = logging.getLogger(__name__)
 
 # Errors that a retry cannot fix: the bot is not (or no longer) allowed in the room.
-PERMANENT_ERRORS = frozenset({"M_FORBIDDEN", "M_NOT_FOUND", "M_BAD_JSON", "M_TOO_LARGE"})
+# M_TOO_LARGE is not one: the message is shortened and sent again (see `_shorten`).
+PERMANENT_ERRORS = frozenset({"M_FORBIDDEN", "M_NOT_FOUND", "M_BAD_JSON"})
+TOO_LARGE = "M_TOO_LARGE"
 NO_E2E = "room is end-to-end encrypted and encryption is off on this notifier"
 BACKOFF_BASE_S = 1.0
 BACKOFF_CAP_S = 300.0
@@ -51,6 +54,7 @@ class SendOutcome:
     error: str | None = None
     retry: bool = False
     retry_after_s: float | None = None  # the homeserver's own wait; None: exponential backoff
+    too_large: bool = False  # refused for its size: shorten, then retry
 
     @property
     def sent(self) -> bool:
@@ -149,6 +153,9 @@ class Sender:
             self._on_settled()
             log.info("message %d sent to %s as %s", message.id, message.room_id, outcome.event_id)
             await self._observe_sent(message)
+        elif outcome.too_large:
+            self._metrics.message(m.RETRIED)
+            await self._shorten(message, outcome.error or TOO_LARGE)
         elif outcome.retry:
             self._metrics.message(m.RETRIED)
             delay = outcome.retry_after_s or _backoff(message.attempts)
@@ -167,6 +174,34 @@ class Sender:
             log.error(
                 "message %d to %s failed for good: %s", message.id, message.room_id, outcome.error
             )
+
+    async def _shorten(self, message: OutboxMessage, error: str) -> None:
+        """A size refusal never fails the row: it is cut to half its size (whole lines from
+        the end, counts in the head line kept) and retried at once; at FLOOR only the head
+        line is left. A head line alone that is still refused is not too large by our
+        measure: the homeserver's trouble, retried with backoff like any other."""
+        size = content_size(message.body, message.html)
+        shorter = shrink(message.body, message.html, max(FLOOR, size // 2))
+        new_size = content_size(shorter.body, shorter.html)
+        if new_size >= size:
+            delay = _backoff(message.attempts)
+            await self._store.mark_retry(message.id, self._clock() + delay, error)
+            log.error(
+                "message %d to %s refused as too large at %d bytes; retry in %.1fs",
+                message.id,
+                message.room_id,
+                size,
+                delay,
+            )
+            return
+        await self._store.shorten_message(message.id, shorter.body, shorter.html, error)
+        log.warning(
+            "message %d to %s refused as too large at %d bytes; retrying at %d bytes",
+            message.id,
+            message.room_id,
+            size,
+            new_size,
+        )
 
     async def _observe_sent(self, message: OutboxMessage) -> None:
         """Count it, and time it from the webhook's acceptance: from the stored acceptance
@@ -219,8 +254,9 @@ class Sender:
 def _classify_error(response: ErrorResponse) -> SendOutcome:
     """429 waits as told; other 4xx cannot succeed by retrying; 5xx and the rest back off.
 
-    An unknown token is the exception among 4xx: the message is fine, the session is not
-    (the sync loop notices and the daemon restarts with a fresh login), so it is retried.
+    Two exceptions among 4xx: an unknown token (the message is fine, the session is not: the
+    sync loop notices and the daemon restarts with a fresh login) is retried, and a message
+    too large (M_TOO_LARGE, or a bare 413 from a proxy in front) is retried shorter.
     """
     code = str(response.status_code or "no error code")
     error = f"{code}: {response.message}" if response.message else code
@@ -230,6 +266,8 @@ def _classify_error(response: ErrorResponse) -> SendOutcome:
         return SendOutcome(error=error, retry=True, retry_after_s=wait)
     if code == "M_UNKNOWN_TOKEN":
         return SendOutcome(error=error, retry=True)
+    if code == TOO_LARGE or http == 413:
+        return SendOutcome(error=error, retry=True, too_large=True)
     if code in PERMANENT_ERRORS or (http is not None and 400 <= http < 500):
         return SendOutcome(error=error)
     return SendOutcome(error=error, retry=True)

@@ -504,6 +504,16 @@ class Store:
                 (retry_at, error, message_id),
             )
 
+    async def shorten_message(self, message_id: int, body: str, html: str, error: str) -> None:
+        """Replace a pending row's text by a shorter one (the homeserver refused its size);
+        same row, same txn id, due as before: the next pass sends it."""
+        async with self._transaction() as conn:
+            await conn.execute(
+                "UPDATE outbox SET body = ?, html = ?, attempts = attempts + 1, last_error = ?"
+                " WHERE id = ? AND status = 'pending'",
+                (body, html, error, message_id),
+            )
+
     async def mark_failed(self, message_id: int, error: str) -> None:
         async with self._transaction() as conn:
             await conn.execute(

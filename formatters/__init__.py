@@ -18,8 +18,9 @@ from core.events import (
     WorkflowJobEvent,
     WorkflowRunEvent,
 )
+from formatters.budget import fit
 from formatters.ci import render_status, render_workflow_job, render_workflow_run
-from formatters.coalesced import render_pushes
+from formatters.coalesced import render_coalesced
 from formatters.issues import render_comment, render_issue
 from formatters.pull_requests import render_pull_request, render_review
 from formatters.push import render_push
@@ -44,25 +45,21 @@ FORMATTERS: dict[type[Any], Callable[[Any], Rendered | None]] = {
 
 
 def render(event: AnnouncedEvent) -> Rendered | None:
-    """Render an event, or None when no formatter handles its kind."""
+    """Render an event, or None when no formatter handles its kind; always within budget."""
     formatter = FORMATTERS.get(type(event))
-    return formatter(event) if formatter else None
+    rendered = formatter(event) if formatter else None
+    return fit(rendered) if rendered is not None else None
 
 
 def render_held(events: Sequence[AnnouncedEvent]) -> Rendered | None:
     """One message for the events a rate window held back, in the order they came.
 
-    A single held event is rendered as itself; pushes become one summary, and any other
-    kind follows it rendered on its own, so nothing held is left out.
+    A single held event is rendered as itself; more become one message that counts every
+    kind exactly and details what fits (formatters.coalesced).
     """
     if len(events) == 1:
         return render(events[0])
-    pushes = [event for event in events if isinstance(event, PushEvent)]
-    parts = [render_pushes(pushes)] if pushes else []
-    parts += [r for e in events if not isinstance(e, PushEvent) and (r := render(e))]
-    if not parts:
-        return None
-    return Rendered("\n".join(p.body for p in parts), "".join(p.html for p in parts))
+    return render_coalesced(events, render)
 
 
 __all__ = ["FORMATTERS", "Rendered", "render", "render_held"]

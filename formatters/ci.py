@@ -9,14 +9,14 @@ from __future__ import annotations
 from core.events import StatusEvent, WorkflowJobEvent, WorkflowRunEvent
 from formatters.common import headline
 from formatters.rendered import Rendered
-from formatters.safe import cut, esc
+from formatters.safe import clip, cut, esc
 
 FAILED_STATES = frozenset({"failure", "error"})
 FAILED_CONCLUSIONS = frozenset({"failure", "timed_out", "startup_failure"})
 
 
 def _where(branch: str, sha: str) -> str:
-    short = sha[:7]
+    short, branch = sha[:7], clip(branch)
     if branch and short:
         return f" on {branch} ({short})"
     return f" on {branch or short}" if branch or short else ""

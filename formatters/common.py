@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from core.payload_parts import EventBase
 from formatters.rendered import Rendered
-from formatters.safe import cut, esc, link, safe_url
+from formatters.safe import clip, cut, esc, link, safe_url
 
 
 def plural(count: int, word: str, many: str | None = None) -> str:
@@ -14,7 +14,13 @@ def plural(count: int, word: str, many: str | None = None) -> str:
 
 def repo_prefix(event: EventBase) -> tuple[str, str]:
     """`[OWNER/NAME]` in plain text and, linked to the repository, in HTML."""
-    return f"[{event.repo}]", f"[{link(event.repository.html_url, esc(event.repo))}]"
+    repo = clip(event.repo)
+    return f"[{repo}]", f"[{link(event.repository.html_url, esc(repo))}]"
+
+
+def actor(event: EventBase) -> str:
+    """Who caused the event, as named by the forge (cut if absurdly long)."""
+    return clip(event.actor)
 
 
 def headline(event: EventBase, plain: str, html: str, url: str = "", quote: str = "") -> Rendered:

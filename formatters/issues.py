@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from core.events import CommentEvent, IssueEvent
-from formatters.common import headline, titled
+from formatters.common import actor, headline, titled
 from formatters.rendered import Rendered
 from formatters.safe import esc
 
@@ -16,9 +16,8 @@ def render_issue(event: IssueEvent) -> Rendered | None:
         return None
     issue = event.issue
     text, html = titled("issue", issue.number, issue.title, issue.html_url)
-    return headline(
-        event, f"{event.actor} {verb} {text}", f"{esc(event.actor)} {verb} {html}", issue.html_url
-    )
+    who = actor(event)
+    return headline(event, f"{who} {verb} {text}", f"{esc(who)} {verb} {html}", issue.html_url)
 
 
 def render_comment(event: CommentEvent) -> Rendered | None:
@@ -30,8 +29,8 @@ def render_comment(event: CommentEvent) -> Rendered | None:
     text, html = titled(label, issue.number, issue.title, url)
     return headline(
         event,
-        f"{event.actor} commented on {text}",
-        f"{esc(event.actor)} commented on {html}",
+        f"{actor(event)} commented on {text}",
+        f"{esc(actor(event))} commented on {html}",
         url,
         quote=event.comment.body,
     )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from core.events import PullRequestEvent, ReviewEvent
-from formatters.common import headline, titled
+from formatters.common import actor, headline, titled
 from formatters.rendered import Rendered
-from formatters.safe import esc
+from formatters.safe import clip, esc
 
 # action → verb; anything else (edited, labelled, assigned, …) is not announced.
 PR_VERBS = {
@@ -30,14 +30,16 @@ def render_pull_request(event: PullRequestEvent) -> Rendered | None:
         return None
     text, html = titled("PR", event.pr_number, pr.title, pr.html_url)
     branches = (
-        f" ({pr.head_ref} → {pr.base_ref})" if event.action == "opened" and pr.base_ref else ""
+        f" ({clip(pr.head_ref)} → {clip(pr.base_ref)})"
+        if event.action == "opened" and pr.base_ref
+        else ""
     )
     if event.action == "review_requested" and event.requested_reviewer:
-        verb = f"requested a review from {event.requested_reviewer.display} on"
+        verb = f"requested a review from {clip(event.requested_reviewer.display)} on"
     return headline(
         event,
-        f"{event.actor} {verb} {text}{branches}",
-        f"{esc(event.actor)} {esc(verb)} {html}{esc(branches)}",
+        f"{actor(event)} {verb} {text}{branches}",
+        f"{esc(actor(event))} {esc(verb)} {html}{esc(branches)}",
         pr.html_url,
     )
 
@@ -48,8 +50,8 @@ def render_review(event: ReviewEvent) -> Rendered:
     text, html = titled("PR", event.pr_number, pr.title, pr.html_url)
     return headline(
         event,
-        f"{event.actor} {verb} {text}",
-        f"{esc(event.actor)} {verb} {html}",
+        f"{actor(event)} {verb} {text}",
+        f"{esc(actor(event))} {verb} {html}",
         pr.html_url,
         quote=event.review.content,
     )

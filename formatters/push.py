@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from core.events import Commit, PushEvent
-from formatters.common import headline, plural, repo_prefix
+from formatters.common import actor, headline, plural, repo_prefix
 from formatters.rendered import Rendered
-from formatters.safe import cut, esc, link, safe_url
+from formatters.safe import clip, cut, esc, link, safe_url
 
 MAX_LISTED_COMMITS = 5
 
@@ -15,8 +15,8 @@ def render_push(event: PushEvent) -> Rendered:
     if event.is_test_delivery:
         return headline(
             event,
-            f"webhook test from {event.actor}: deliveries from the forge reach this room",
-            f"webhook test from {esc(event.actor)}: deliveries from the forge reach this room",
+            f"webhook test from {actor(event)}: deliveries from the forge reach this room",
+            f"webhook test from {esc(actor(event))}: deliveries from the forge reach this room",
         )
     if event.deleted:
         return _ref_line(event, "deleted")
@@ -29,22 +29,21 @@ def render_push(event: PushEvent) -> Rendered:
 
 def _moved(event: PushEvent) -> Rendered:
     """No new commits on an existing branch: a force push to an older commit, or a reset."""
-    sha = event.after[:7]
+    sha, who, name = event.after[:7], actor(event), clip(event.ref_name)
     return headline(
         event,
-        f"{event.actor} force-pushed {event.ref_name} to {sha}",
-        f"{esc(event.actor)} force-pushed <code>{esc(event.ref_name)}</code> to "
-        f"<code>{esc(sha)}</code>",
+        f"{who} force-pushed {name} to {sha}",
+        f"{esc(who)} force-pushed <code>{esc(name)}</code> to <code>{esc(sha)}</code>",
         event.compare_url,
     )
 
 
 def _ref_line(event: PushEvent, verb: str) -> Rendered:
-    kind = "tag" if event.is_tag else "branch"
+    kind, name = "tag" if event.is_tag else "branch", clip(event.ref_name)
     return headline(
         event,
-        f"{event.actor} {verb} {kind} {event.ref_name}",
-        f"{esc(event.actor)} {verb} {kind} <code>{esc(event.ref_name)}</code>",
+        f"{actor(event)} {verb} {kind} {name}",
+        f"{esc(actor(event))} {verb} {kind} <code>{esc(name)}</code>",
     )
 
 
@@ -52,12 +51,13 @@ def _commits_message(event: PushEvent) -> Rendered:
     count = event.commit_count
     listed = event.commits[:MAX_LISTED_COMMITS]
     prefix, prefix_html = repo_prefix(event)
-    target = event.ref_name + (" (new branch)" if event.created else "")
+    who, name = actor(event), clip(event.ref_name)
+    target = name + (" (new branch)" if event.created else "")
     commits = plural(count, "commit")
-    lines = [f"{prefix} {event.actor} pushed {commits} to {target}"]
+    lines = [f"{prefix} {who} pushed {commits} to {target}"]
     html = [
-        f"<p>{prefix_html} {esc(event.actor)} pushed {link(event.compare_url, commits)}"
-        f" to <code>{esc(event.ref_name)}</code>{' (new branch)' if event.created else ''}</p>"
+        f"<p>{prefix_html} {esc(who)} pushed {link(event.compare_url, commits)}"
+        f" to <code>{esc(name)}</code>{' (new branch)' if event.created else ''}</p>"
     ]
     compare = safe_url(event.compare_url)
     if compare:
@@ -73,7 +73,7 @@ def _commits_message(event: PushEvent) -> Rendered:
 
 
 def _author(commit: Commit) -> str:
-    return commit.author.name or commit.author.username or "unknown"
+    return clip(commit.author.name or commit.author.username or "unknown")
 
 
 def _commit_line(commit: Commit) -> str:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from core.events import RefEvent
-from formatters.common import headline
+from formatters.common import actor, headline
 from formatters.rendered import Rendered
-from formatters.safe import esc
+from formatters.safe import clip, esc
 
 VERBS = {"create": "created", "delete": "deleted"}
 
 
 def render_ref(event: RefEvent) -> Rendered:
-    verb, kind = VERBS.get(event.action, event.action), event.ref_type or "branch"
+    verb, kind = VERBS.get(event.action, event.action), clip(event.ref_type or "branch")
+    name = clip(event.ref_name)
     return headline(
         event,
-        f"{event.actor} {verb} {kind} {event.ref_name}",
-        f"{esc(event.actor)} {verb} {esc(kind)} <code>{esc(event.ref_name)}</code>",
+        f"{actor(event)} {verb} {kind} {name}",
+        f"{esc(actor(event))} {esc(verb)} {esc(kind)} <code>{esc(name)}</code>",
     )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from core.events import ReleaseEvent
-from formatters.common import headline
+from formatters.common import actor, headline
 from formatters.rendered import Rendered
-from formatters.safe import cut, esc, link
+from formatters.safe import clip, cut, esc, link
 
 VERBS = {"published": "published", "updated": "updated", "deleted": "deleted"}
 
@@ -15,7 +15,7 @@ def render_release(event: ReleaseEvent) -> Rendered | None:
     if verb is None:
         return None
     release = event.release
-    tag = release.tag_name or release.name or "?"
+    tag = clip(release.tag_name or release.name or "?")
     name = f" ({cut(release.name)})" if release.name and release.name != tag else ""
     marks = [
         mark for mark, on in (("draft", release.draft), ("pre-release", release.prerelease)) if on
@@ -23,8 +23,8 @@ def render_release(event: ReleaseEvent) -> Rendered | None:
     flag = f" [{', '.join(marks)}]" if marks else ""
     return headline(
         event,
-        f"{event.actor} {verb} release {tag}{name}{flag}",
-        f"{esc(event.actor)} {verb} release {link(release.html_url, esc(tag))}{esc(name)}"
+        f"{actor(event)} {verb} release {tag}{name}{flag}",
+        f"{esc(actor(event))} {verb} release {link(release.html_url, esc(tag))}{esc(name)}"
         f"{esc(flag)}",
         release.html_url,
     )
