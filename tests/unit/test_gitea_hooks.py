@@ -60,7 +60,7 @@ class FakeGitea:
     max_page: int = 30  # Gitea's MAX_RESPONSE_ITEMS can cap a page below the limit asked
 
     def add(self, owner: str, **kw: Any) -> StoredHook:
-        fields = {
+        fields: dict[str, Any] = {
             "type": "gitea",
             "url": OURS,
             "content_type": "json",
