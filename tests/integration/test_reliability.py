@@ -225,4 +225,10 @@ async def test_unsubscribe_drops_what_the_rate_limit_held(
         " 2 event(s) held back by the rate limit will not be posted."
     )
     assert daemon.health()["queue"]["held"] == 0
+    # Dropped, not released early: a push for another subscription of the room comes out
+    # after anything the unsubscribe could have queued (a room's messages keep their order).
+    kept = f"kept{tag}/widgets"
+    await command(alice, room, bot, f"!subscribe {kept}", "Subscribed")
+    await push(daemon, kept, f"after-{tag}")
+    await alice.wait_for(room, notice_from(bot, f"after-{tag}"))
     assert len(bodies(alice, room, bot, f"[{repo}]")) == 1
