@@ -1,5 +1,6 @@
-"""The test harness itself: CI cannot pass without the real captures, and the `integration`
-marker splits the tiers. Each check runs pytest in a subprocess, as CI runs it."""
+"""The test harness itself: CI cannot pass without the real captures, the `integration`
+marker splits the tiers, and `make test` / `.ci/run` fail a run that tested nothing. Each
+check runs pytest, make or .ci/run in a subprocess, as CI runs them."""
 
 from __future__ import annotations
 
@@ -90,3 +91,60 @@ def test_the_integration_marker_splits_the_tiers() -> None:
         f"tests/unit/test_harness.py::{test_the_integration_marker_splits_the_tiers.__name__}"
         in unit
     )
+
+
+# --- make test and .ci/run, with stand-ins for ruff, mypy and pytest ---------------------
+
+
+@pytest.fixture
+def fake_venv(tmp_path: Path) -> Path:
+    """A venv whose ruff and mypy pass and whose `python -m pytest` prints $PYTEST_SAYS,
+    shows the CI variable it was given, and exits with $PYTEST_EXIT."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / ".installed-test").touch()
+    scripts = {
+        "ruff": "exit 0",
+        "mypy": "exit 0",
+        "python": 'echo "CI is ${CI:-unset}"; echo "$PYTEST_SAYS"; exit "$PYTEST_EXIT"',
+    }
+    for name, body in scripts.items():
+        script = venv / "bin" / name
+        script.write_text(f"#!/bin/sh\n{body}\n")
+        script.chmod(0o755)
+    return venv
+
+
+def _harness(
+    venv: Path, command: list[str], exit_code: int, says: str
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("CI", "MAKEFLAGS", "PYTEST_ARGS")}
+    env |= {
+        "VENV": str(venv),
+        "MAKEFLAGS": f"-o {venv}/.installed-test",  # never install anything here
+        "PYTEST_EXIT": str(exit_code),
+        "PYTEST_SAYS": says,
+    }
+    return subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
+
+
+def test_make_test_fails_when_pytest_ran_nothing(fake_venv: Path) -> None:
+    nothing = _harness(fake_venv, ["make", "test"], 5, "===== 12 deselected in 0.1s =====")
+    assert nothing.returncode != 0
+    assert "make test: FAILED: pytest ran no tests (exit 5)" in nothing.stderr
+    passed = _harness(fake_venv, ["make", "test"], 0, "===== 12 passed in 0.1s =====")
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "mypy" in passed.stdout  # the type check is part of make test
+
+
+def test_ci_run_is_ci_ends_with_the_count_and_needs_a_passed_test(fake_venv: Path) -> None:
+    ok = _harness(fake_venv, [".ci/run"], 0, "==== 7 passed, 1 skipped in 2.0s ====")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "CI is true" in ok.stdout
+    assert ok.stdout.splitlines()[-1] == "CI: 7 passed, 1 skipped in 2.0s"
+    skipped = _harness(fake_venv, [".ci/run"], 0, "==== 8 skipped in 2.0s ====")
+    assert skipped.returncode == 1
+    assert "CI: FAILED: no test passed" in skipped.stderr
+    nothing = _harness(fake_venv, [".ci/run"], 5, "==== no tests ran in 0.1s ====")
+    assert nothing.returncode != 0
+    assert nothing.stdout.splitlines()[-1] == "CI: no tests ran in 0.1s"
