@@ -34,7 +34,8 @@ def payloads_missing() -> str | None:
 def payloads_dir() -> Path:
     missing = payloads_missing()
     if missing and in_ci():
-        pytest.fail(f"{missing} (CI=true: a missing corpus fails, it is not skipped)", False)
+        reason = f"{missing} (CI=true: a missing corpus fails, it is not skipped)"
+        pytest.fail(reason, pytrace=False)
     if missing:
         pytest.skip(missing)
     return PAYLOADS
