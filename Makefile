@@ -8,13 +8,18 @@ BIN := $(VENV)/bin
 demo: $(VENV)/.installed-demo  ## the whole product on a throwaway local Synapse
 	$(BIN)/forge-notifier demo $(ARGS)
 
-test: $(VENV)/.installed-test  ## lint, then every test (unit + end-to-end on a real Synapse)
+# pytest exits 5 when it collected or selected nothing (a wrong path, a -m matching no test):
+# that is a failure here, said as such, never a quiet pass.
+test: $(VENV)/.installed-test  ## lint, type-check, then every test (unit + end-to-end on a real Synapse)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/mypy
+	$(BIN)/python -m pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: FAILED: pytest ran no tests (exit 5)" >&2; exit 1; fi; \
+	exit $$status
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
 
 # Benchmark-only tools stay out of the runtime deps: wrk (Debian), matplotlib, and the peer
 # matrix-webhook in a venv of its own (it pins matrix-nio < 0.25).
@@ -41,4 +46,4 @@ $(VENV)/.installed-test: pyproject.toml | $(BIN)/python
 	touch $@ $(VENV)/.installed-demo
 
 clean:
-	rm -rf $(VENV) state demo-state .pytest_cache .ruff_cache
+	rm -rf $(VENV) state demo-state .pytest_cache .ruff_cache .mypy_cache

@@ -113,12 +113,12 @@ async def open_loop(
 ) -> list[Probe]:
     """Start `fire(i)` for i in range(count) at `rate` per second, on a fixed schedule."""
     start = time.monotonic()
-    tasks = []
+    tasks: list[asyncio.Future[Probe]] = []
     for i in range(count):
         delay = start + i / rate - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(fire(i)))
+        tasks.append(asyncio.ensure_future(fire(i)))
     return list(await asyncio.gather(*tasks))
 
 

@@ -11,6 +11,7 @@ bare handler's round.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -195,9 +196,10 @@ def intake_rounds(
         for round_no in range(1, rounds + 1):
             count = int(max(expected_rps, 1000) * 1.5 * seconds) + 1000
             replay = _replay_file(workdir / f"intake-{round_no}.bin", count, secret, round_no)
-            b = with_cpu(bare.pid, lambda f=replay: run_wrk(bare.url, f, seconds, threads))
+            wrk = functools.partial(run_wrk, replay_file=replay, seconds=seconds, threads=threads)
+            b = with_cpu(bare.pid, functools.partial(wrk, bare.url))
             result.bare.append(b)
-            d = with_cpu(daemon_pid, lambda f=replay: run_wrk(daemon_url, f, seconds, threads))
+            d = with_cpu(daemon_pid, functools.partial(wrk, daemon_url))
             result.daemon.append(d)
             expected_rps = max(expected_rps, d.rps)
             started = time.monotonic()

@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 import aiohttp
+from pydantic import SecretStr
 
 from bot.app import serve
 from bot.room_driver import RoomDriver, notice_from
@@ -51,8 +52,8 @@ def run_demo(once: bool) -> int:
         settings = Settings(
             homeserver=synapse.url,
             user_id=bot.user_id,
-            password=bot.password,
-            webhook_secret=secrets.token_hex(16),
+            password=SecretStr(bot.password),
+            webhook_secret=SecretStr(secrets.token_hex(16)),
             listen_port=free_port(),
             state_dir=base / "state",
         )

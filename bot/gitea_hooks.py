@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
 import aiohttp
+
+from core.repo_spec import RepoSpecError, check_name, check_repo_name
 
 HOOK_PATH = "/webhook/gitea"
 # The kinds a team wants announced. A group name covers its sub-events (`issues` includes
@@ -42,9 +43,6 @@ DEFAULT_EVENTS = (
 FORGE_HOOK_TYPES = frozenset({"gitea", "forgejo", "gogs"})
 PAGE_SIZE = 50
 MAX_PAGES = 20
-_NAME = r"[A-Za-z0-9_.-]+"
-REPO_NAME = re.compile(rf"^{_NAME}/{_NAME}$")
-ORG_NAME = re.compile(rf"^{_NAME}$")
 
 
 @dataclass(frozen=True)
@@ -53,6 +51,13 @@ class Target:
 
     kind: Literal["repo", "org"]
     name: str
+
+    def __post_init__(self) -> None:
+        """Its names go into API paths: `.`, `..`, leading dots and empty ones never do."""
+        if self.kind == "repo":
+            check_repo_name(self.name)
+        else:
+            check_name(self.name)
 
     @property
     def label(self) -> str:
@@ -65,23 +70,30 @@ class Target:
     @property
     def hooks_path(self) -> str:
         if self.kind == "org":
-            return f"/api/v1/orgs/{quote(self.name, safe='')}/hooks"
+            return f"/api/v1/orgs/{_segment(self.name)}/hooks"
         owner, repo = self.name.split("/", 1)
-        return f"/api/v1/repos/{quote(owner, safe='')}/{quote(repo, safe='')}/hooks"
+        return f"/api/v1/repos/{_segment(owner)}/{_segment(repo)}/hooks"
+
+
+def _segment(name: str) -> str:
+    """One path segment, checked again and percent-encoded (a `/` or `%` stays inside it)."""
+    return quote(check_name(name), safe="")
 
 
 def parse_targets(repos: Sequence[str], orgs: Sequence[str]) -> list[Target]:
     """Validate names as written on the command line; ValueError names the bad one."""
     targets = []
     for org in orgs:
-        if not ORG_NAME.match(org):
-            raise ValueError(f"{org!r} is not an organisation name")
-        targets.append(Target("org", org))
+        try:
+            targets.append(Target("org", org))
+        except RepoSpecError as exc:
+            raise ValueError(f"--org {org[:60]!r} is not an organisation name: {exc}") from None
     for repo in repos:
-        if not REPO_NAME.match(repo):
+        try:
+            targets.append(Target("repo", repo))
+        except RepoSpecError as exc:
             hint = " (use --org OWNER for a whole organisation)" if repo.endswith("/*") else ""
-            raise ValueError(f"{repo!r} is not OWNER/NAME{hint}")
-        targets.append(Target("repo", repo))
+            raise ValueError(f"--repo {exc}{hint}") from None
     return targets
 
 
@@ -327,9 +339,12 @@ async def webhook_note(base_url: str, token: str, webhook_url: str, spec: str) -
     organisation's. Bounded in time: a slow Gitea must not hold up the chat reply.
     """
     owner, _, name = spec.partition("/")
-    targets = (
-        [Target("org", owner)] if name == "*" else [Target("repo", spec), Target("org", owner)]
-    )
+    try:
+        targets = (
+            [Target("org", owner)] if name == "*" else [Target("repo", spec), Target("org", owner)]
+        )
+    except RepoSpecError:  # `!subscribe` refuses such a spec before asking: never ask Gitea
+        return "That is not a name Gitea could have, so I did not ask it about webhooks."
     desired = DesiredHook(webhook_url, None)
     try:
         async with asyncio.timeout(HOOK_CHECK_S), aiohttp.ClientSession() as session:

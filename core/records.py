@@ -11,11 +11,11 @@ import aiosqlite
 class _FromRow:
     """`from_row` for slotted dataclasses: the columns named like the fields."""
 
-    __slots__ = ()
+    __slots__: tuple[str, ...] = ()
 
     @classmethod
     def from_row(cls, row: aiosqlite.Row) -> Self:
-        return cls(**{name: row[name] for name in cls.__slots__})  # type: ignore[arg-type]
+        return cls(**{name: row[name] for name in cls.__slots__})
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -119,7 +119,7 @@ class Settings(BaseSettings):
         return problems
 
 
-def load_settings(**overrides: object) -> Settings:
+def load_settings(**overrides: Any) -> Settings:
     """Build settings, reading secrets from `$CREDENTIALS_DIRECTORY` (systemd `LoadCredential=`).
 
     Raises ConfigError with one line per invalid variable.

@@ -227,7 +227,7 @@ class Store:
         """One autocommitted INSERT for the batch; row by row if a row is at fault, so that
         one bad row fails only its own request."""
         try:
-            return await self._insert_rows(batch)
+            return [*await self._insert_rows(batch)]
         except sqlite3.OperationalError:
             raise  # busy, full, I/O: the database's trouble, not a row's; each request gets it
         except sqlite3.Error:

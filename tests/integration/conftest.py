@@ -21,6 +21,16 @@ from bot.sample import SignedDelivery, post_delivery, sample_push, sign_delivery
 from tests.daemon_process import Daemon
 
 WEBHOOK_SECRET = "integration-secret-" + secrets.token_hex(8)
+HERE = Path(__file__).resolve().parent
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test under tests/integration is `integration`: `-m "not integration"` is the
+    unit tier alone. (pytest hands this hook every collected item, not only this folder's.)"""
+    for item in items:
+        if HERE in item.path.resolve().parents:
+            item.add_marker(pytest.mark.integration)
 
 
 @dataclass(frozen=True)

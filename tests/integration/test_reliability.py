@@ -10,7 +10,7 @@ import asyncio
 import re
 import signal
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -33,11 +33,14 @@ from tests.integration.conftest import (
     subscribed_room,
 )
 
+# The make_daemon fixture: a Daemon started with these extra environment variables.
+MakeDaemon = Callable[..., Daemon]
+
 SUMMARY = re.compile(r"^\[(?P<repo>[^\]]+)\] (?P<p>\d+) pushes \((?P<c>\d+) commits?\)")
 
 
 @pytest.fixture
-def make_daemon(homeserver: Homeserver, tmp_path: Path) -> Iterator[type[Daemon]]:
+def make_daemon(homeserver: Homeserver, tmp_path: Path) -> Iterator[MakeDaemon]:
     started: list[Daemon] = []
 
     def factory(**env: str) -> Daemon:
@@ -55,7 +58,7 @@ def make_daemon(homeserver: Homeserver, tmp_path: Path) -> Iterator[type[Daemon]
         daemon.start()
         return daemon
 
-    yield factory  # type: ignore[misc]
+    yield factory
     for daemon in started:
         daemon.stop()
 
@@ -65,7 +68,7 @@ def _tag() -> str:
 
 
 async def test_burst_is_coalesced_per_repo(
-    homeserver: Homeserver, make_daemon: type[Daemon], alice: RoomDriver
+    homeserver: Homeserver, make_daemon: MakeDaemon, alice: RoomDriver
 ) -> None:
     daemon = make_daemon(NOTIFIER_RATE_LIMIT_SECONDS="3")
     bot, tag = homeserver.bot.user_id, _tag()
@@ -91,7 +94,7 @@ async def test_burst_is_coalesced_per_repo(
 
 
 async def test_homeserver_outage_loses_nothing(
-    homeserver: Homeserver, make_daemon: type[Daemon], alice: RoomDriver
+    homeserver: Homeserver, make_daemon: MakeDaemon, alice: RoomDriver
 ) -> None:
     daemon = make_daemon()
     bot, tag = homeserver.bot.user_id, _tag()
@@ -110,7 +113,7 @@ async def test_homeserver_outage_loses_nothing(
 
 
 async def test_sigkill_while_draining_loses_and_duplicates_nothing(
-    homeserver: Homeserver, make_daemon: type[Daemon], alice: RoomDriver
+    homeserver: Homeserver, make_daemon: MakeDaemon, alice: RoomDriver
 ) -> None:
     daemon = make_daemon()
     bot, repo = homeserver.bot.user_id, f"kill{_tag()}/repo"
@@ -125,7 +128,7 @@ async def test_sigkill_while_draining_loses_and_duplicates_nothing(
 
 
 async def test_sigterm_drains_and_restart_delivers_the_rest_once(
-    homeserver: Homeserver, make_daemon: type[Daemon], alice: RoomDriver
+    homeserver: Homeserver, make_daemon: MakeDaemon, alice: RoomDriver
 ) -> None:
     daemon = make_daemon()
     bot, repo = homeserver.bot.user_id, f"term{_tag()}/repo"
@@ -138,7 +141,7 @@ async def test_sigterm_drains_and_restart_delivers_the_rest_once(
 
 
 async def test_kicked_room_fails_visibly_and_others_keep_receiving(
-    homeserver: Homeserver, make_daemon: type[Daemon], alice: RoomDriver
+    homeserver: Homeserver, make_daemon: MakeDaemon, alice: RoomDriver
 ) -> None:
     daemon = make_daemon()
     bot, tag = homeserver.bot.user_id, _tag()
@@ -160,7 +163,7 @@ async def test_kicked_room_fails_visibly_and_others_keep_receiving(
 
 
 async def test_ignored_pusher_is_recorded_not_announced(
-    homeserver: Homeserver, make_daemon: type[Daemon], alice: RoomDriver
+    homeserver: Homeserver, make_daemon: MakeDaemon, alice: RoomDriver
 ) -> None:
     daemon = make_daemon(NOTIFIER_IGNORE_PUSHERS="ci-bot,renovate")
     bot, tag = homeserver.bot.user_id, _tag()
@@ -177,7 +180,7 @@ async def test_ignored_pusher_is_recorded_not_announced(
 
 
 async def test_room_upgrade_moves_subscriptions_to_the_new_room(
-    homeserver: Homeserver, make_daemon: type[Daemon], alice: RoomDriver
+    homeserver: Homeserver, make_daemon: MakeDaemon, alice: RoomDriver
 ) -> None:
     daemon = make_daemon()
     bot, tag = homeserver.bot.user_id, _tag()
@@ -198,7 +201,7 @@ async def test_room_upgrade_moves_subscriptions_to_the_new_room(
 
 
 async def test_unsubscribe_drops_what_the_rate_limit_held(
-    homeserver: Homeserver, make_daemon: type[Daemon], alice: RoomDriver
+    homeserver: Homeserver, make_daemon: MakeDaemon, alice: RoomDriver
 ) -> None:
     """ "Stops it": no coalesced message after !unsubscribe, and the reply says what went."""
     daemon = make_daemon(NOTIFIER_RATE_LIMIT_SECONDS="60")
@@ -222,4 +225,10 @@ async def test_unsubscribe_drops_what_the_rate_limit_held(
         " 2 event(s) held back by the rate limit will not be posted."
     )
     assert daemon.health()["queue"]["held"] == 0
+    # Dropped, not released early: a push for another subscription of the room comes out
+    # after anything the unsubscribe could have queued (a room's messages keep their order).
+    kept = f"kept{tag}/widgets"
+    await command(alice, room, bot, f"!subscribe {kept}", "Subscribed")
+    await push(daemon, kept, f"after-{tag}")
+    await alice.wait_for(room, notice_from(bot, f"after-{tag}"))
     assert len(bodies(alice, room, bot, f"[{repo}]")) == 1

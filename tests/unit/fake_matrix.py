@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 from nio import RoomSendError, RoomSendResponse
 
@@ -16,7 +16,7 @@ class Call:
     tx_id: str | None
 
 
-Answer = RoomSendResponse | RoomSendError | Exception
+Answer: TypeAlias = RoomSendResponse | RoomSendError | Exception
 
 
 @dataclass

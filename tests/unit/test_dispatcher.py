@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import json
 from pathlib import Path
+from typing import Literal
 
 import pytest
 
@@ -290,6 +291,19 @@ async def test_a_batch_failing_on_a_bug_is_routed_one_by_one(
     }
 
 
+class WatchedLock(asyncio.Lock):
+    """An asyncio.Lock that says when someone had to queue for it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.contended = asyncio.Event()
+
+    async def acquire(self) -> Literal[True]:
+        if self.locked():
+            self.contended.set()
+        return await super().acquire()
+
+
 async def test_a_room_upgrade_waits_for_the_routing_decision_in_progress(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -307,10 +321,16 @@ async def test_a_room_upgrade_waits_for_the_routing_decision_in_progress(
         return await real_pair_states(pairs)  # type: ignore[arg-type]
 
     monkeypatch.setattr(store, "pair_states", slow_pair_states)
+    lock = WatchedLock()
+    monkeypatch.setattr(store, "_routing_lock", lock)
     routing = asyncio.create_task(dispatcher.route_pending())
     await reading.wait()
     upgrade = asyncio.create_task(store.move_room(ROOM_A, ROOM_B))
-    await asyncio.sleep(0.05)
+    waiting = asyncio.create_task(lock.contended.wait())
+    # Either the upgrade queues for the lock the routing holds, or it runs to the end
+    # without it (the bug): whichever happens first, no sleep decides.
+    first, _ = await asyncio.wait({upgrade, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    assert first == {waiting}, "the room upgrade did not wait for the routing decision"
     assert not upgrade.done()
     go_on.set()
     assert await routing == 1

@@ -9,6 +9,7 @@ It runs on 127.0.0.1 in a thread of its own, so the CLI is exercised as a user r
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import threading
 from collections.abc import Iterator
@@ -20,7 +21,10 @@ import pytest
 from aiohttp import web
 
 from bot.cli import main
+from bot.command_registry import COMMANDS
+from bot.commands import CommandContext
 from bot.gitea_hooks import DEFAULT_EVENTS, DesiredHook, webhook_note
+from core.store import Store
 
 TOKEN = "gitea-token-do-not-print"
 SECRET = "webhook-secret-do-not-print"
@@ -60,7 +64,7 @@ class FakeGitea:
     max_page: int = 30  # Gitea's MAX_RESPONSE_ITEMS can cap a page below the limit asked
 
     def add(self, owner: str, **kw: Any) -> StoredHook:
-        fields = {
+        fields: dict[str, Any] = {
             "type": "gitea",
             "url": OURS,
             "content_type": "json",
@@ -354,3 +358,53 @@ async def test_subscribe_note_says_whether_gitea_already_calls_us(gitea: FakeGit
         "Gitea already sends this repository's events here."
     )
     assert "--org nobody" in await webhook_note(gitea.url, TOKEN, OURS, "nobody/*")
+
+
+# --- names that would climb out of the API path: refused before any request --------------
+
+
+def test_hooks_install_sends_nothing_for_a_dot_segment(
+    gitea: FakeGitea, configured: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    gitea.owners.update({"acme/widgets": [], "org:acme": []})
+    for args in (["--repo", "../admin"], ["--repo", "acme/widgets", "--org", ".."]):
+        code, output = run(capsys, *args)
+        assert code == 2
+        assert "'..' is not a name" in output
+    assert gitea.requests == []  # not even for the good name given alongside
+
+
+async def test_subscribe_with_a_dot_segment_never_reaches_gitea(
+    gitea: FakeGitea, store: Store
+) -> None:
+    """`!subscribe ../admin` used to send the operator's token to /api/v1/admin/hooks."""
+    gitea.owners.update({"acme/widgets": [], "org:acme": []})
+
+    async def health_text() -> str:
+        return "ok"
+
+    note = functools.partial(webhook_note, gitea.url, TOKEN, OURS)
+    ctx = CommandContext(
+        room_id="!r:x",
+        sender="@admin:x",
+        store=store,
+        webhook_url=OURS,
+        health_text=health_text,
+        webhook_note=note,
+    )
+    subscribe = COMMANDS["subscribe"].handler
+    for spec in ("../admin", "acme/..", "./hooks", ".admin/x", "acme//x"):
+        with pytest.raises(ValueError, match="is not OWNER/NAME or OWNER/"):
+            await subscribe(ctx, [spec])
+    assert gitea.requests == []
+    assert await store.subscriptions("!r:x") == []
+
+    assert "no webhook pointing here" in await subscribe(ctx, ["acme/widgets"])
+    assert gitea.requests  # the same wiring asks Gitea for a good name
+
+
+async def test_subscribe_note_never_asks_about_a_dot_segment(gitea: FakeGitea) -> None:
+    for spec in ("../admin", "../*", "acme/.."):
+        note = await webhook_note(gitea.url, TOKEN, OURS, spec)
+        assert note == "That is not a name Gitea could have, so I did not ask it about webhooks."
+    assert gitea.requests == []

@@ -1,13 +1,13 @@
 """Hostile input, property-based: thousands of malformed bodies, headers, content types and
-signatures. Never a 5xx, never a crash, always the right 4xx — and the receiver still
-accepts a genuine delivery afterwards.
+signatures. Never a 5xx, never a crash, always the right 4xx — and after a storm of them,
+concurrent, the receiver still accepts and stores a genuine delivery, having stored nothing else.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -49,10 +49,7 @@ events = st.sampled_from(["push", "issues", "create", "pull_request", "", "PUSH"
 
 
 @pytest.fixture
-async def client(tmp_path: Path) -> AsyncIterator[TestClient]:
-    store = Store(tmp_path / "db.sqlite3")
-    await store.open()
-
+async def client(store: Store) -> AsyncIterator[TestClient]:
     async def health() -> dict[str, Any]:
         return {"status": "ok"}
 
@@ -61,7 +58,6 @@ async def client(tmp_path: Path) -> AsyncIterator[TestClient]:
     await test_client.start_server()
     yield test_client
     await test_client.close()
-    await store.close()
 
 
 def _acceptable(event: str, payload: Any) -> bool:
@@ -176,8 +172,29 @@ async def test_any_headers_with_a_genuine_body_never_5xx(
     assert status in (200, 202, 400, 401)
 
 
-async def test_still_accepting_after_the_storm(client: TestClient) -> None:
-    oversized = b"{" + b" " * (MAX_BODY + 10) + b"}"
-    assert await _post(client, oversized, {"Content-Type": "application/json"}) == 413
+STORM_WAVES, STORM_WAVE = 8, 50  # 400 hostile requests, 50 in flight at a time
+
+
+def _hostile(n: int) -> tuple[bytes, dict[str, str], int]:
+    """Request n of the storm: body, headers and the status it must get."""
+    junk = b"\x00{not json" + str(n).encode()
+    signed_junk = {"X-Gitea-Event": "push", "X-Gitea-Signature": sign(SECRET, junk)}
+    json_type = {"Content-Type": "application/json"}
+    kinds = [
+        (b"{" + b" " * (MAX_BODY + 10) + b"}", json_type | signed_junk, 413),
+        (junk, json_type | {"X-Gitea-Event": "push", "X-Gitea-Signature": "00" * 32}, 401),
+        (junk, {"Content-Type": "text/plain"} | signed_junk, 415),
+        (junk, json_type | signed_junk, 400),
+    ]
+    return kinds[n % len(kinds)]
+
+
+async def test_still_accepting_after_the_storm(client: TestClient, store: Store) -> None:
+    for wave in range(STORM_WAVES):
+        batch = [_hostile(wave * STORM_WAVE + i) for i in range(STORM_WAVE)]
+        statuses = await asyncio.gather(*(_post(client, body, h) for body, h, _ in batch))
+        assert list(statuses) == [expected for _, _, expected in batch]
     delivery = sign_delivery(sample_push(message="after the storm"), SECRET)
     assert await _post(client, delivery.body, delivery.headers) == 202
+    stored = await store.recent_deliveries(limit=10)
+    assert [d.delivery_id for d in stored] == [delivery.headers["X-Gitea-Delivery"]]

@@ -35,7 +35,7 @@ def _cell(text: str) -> str:
 def parse_signature_pairs(sources_md: str) -> list[SignaturePair]:
     """Rows of the "Known-good signature pairs" table, without the SHA1 `X-Hub-Signature` one."""
     _, _, rest = sources_md.partition(TABLE_TITLE)
-    pairs = []
+    pairs: list[SignaturePair] = []
     for line in rest.splitlines()[1:]:
         if not line.startswith("|"):
             if pairs:
