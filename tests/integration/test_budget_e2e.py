@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,7 +72,7 @@ def _check_summary(body: str, branches: int) -> None:
 
 
 async def test_300_held_pushes_arrive_as_one_message_the_homeserver_accepts(
-    homeserver: Homeserver, daemon_factory: type[Daemon], alice: RoomDriver
+    homeserver: Homeserver, daemon_factory: Callable[..., Daemon], alice: RoomDriver
 ) -> None:
     """Before the budget: 300 branch names in the head line made 105 KB, refused and failed."""
     daemon = daemon_factory(NOTIFIER_RATE_LIMIT_SECONDS="10")
@@ -93,7 +93,7 @@ async def test_300_held_pushes_arrive_as_one_message_the_homeserver_accepts(
 
 async def test_300_held_pushes_fit_an_encrypted_room_at_the_full_budget(
     homeserver: Homeserver,
-    daemon_factory: type[Daemon],
+    daemon_factory: Callable[..., Daemon],
     carol: RoomDriver,
 ) -> None:
     """Branch names of emoji (12 JSON bytes each) fill the budget; encrypted, it still fits."""
@@ -119,7 +119,7 @@ async def test_300_held_pushes_fit_an_encrypted_room_at_the_full_budget(
 
 
 async def test_a_stored_message_too_large_is_shortened_and_delivered_not_failed(
-    homeserver: Homeserver, daemon_factory: type[Daemon], alice: RoomDriver
+    homeserver: Homeserver, daemon_factory: Callable[..., Daemon], alice: RoomDriver
 ) -> None:
     """A 112 KB row as an older release queued it: Synapse answers M_TOO_LARGE, the sender
     halves it until it is accepted, under the same transaction id."""

@@ -82,7 +82,7 @@ def test_a_message_at_the_budget_fits_encrypted() -> None:
     ciphertext = vodozemac.GroupSession().encrypt(
         json.dumps(plaintext, separators=(",", ":")).encode()
     )
-    encrypted = {
+    encrypted: dict[str, object] = {
         "algorithm": "m.megolm.v1.aes-sha2",
         "sender_key": "k" * 43,
         "ciphertext": ciphertext.to_base64(),

@@ -102,7 +102,7 @@ async def test_an_event_whose_formatter_fails_is_left_out_not_the_whole_group(
 ) -> None:
     real = FORMATTERS[PullRequestEvent]
 
-    def broken_for_pr_6(event: PullRequestEvent) -> Rendered | None:
+    def broken_for_pr_6(event: Any) -> Rendered | None:
         if event.pr_number == 6:
             raise RuntimeError("a formatter bug")
         return real(event)
@@ -115,7 +115,8 @@ async def test_an_event_whose_formatter_fails_is_left_out_not_the_whole_group(
             await _accept(store, n)
     await dispatcher.route_pending()
     await queued(store, clock)
-    monkeypatch.setitem(FORMATTERS, PullRequestEvent, broken_for_pr_6)
+    kind: type[Any] = PullRequestEvent
+    monkeypatch.setitem(FORMATTERS, kind, broken_for_pr_6)
     clock.now += 60
     await dispatcher.release_due()
     (message,) = await queued(store, clock)
