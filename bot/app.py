@@ -48,6 +48,7 @@ from bot.systemd_notify import SystemdNotifier
 from core.metrics import Metrics, scraper
 from core.settings import ConfigError, Settings
 from core.store import Store
+from core.trust import TrustPolicy
 from core.wakeup import Wakeup
 from receiver.app import create_app
 from receiver.webhook import WebhookConfig, WebhookReceiver
@@ -97,7 +98,8 @@ def build_app(settings: Settings, on_fatal: Callable[[Exception], None]) -> web.
     config = WebhookConfig(secret, settings.max_body_bytes, ignored)
     receiver = WebhookReceiver(store, config, on_accepted=inbox.set, metrics=metrics)
     scrape = scraper(metrics, store, lambda: sync.state.connected)
-    app = create_app(receiver, health.snapshot, settings.max_body_bytes, scrape)
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    app = create_app(receiver, health.snapshot, settings.max_body_bytes, scrape, token)
     app[MATRIX_LIVE] = sync.live
     sender = Sender(
         client,
@@ -153,8 +155,12 @@ def _register_callbacks(
         token = settings.gitea_token.get_secret_value()
         note = functools.partial(webhook_note, settings.gitea_url, token, settings.webhook_url)
 
+    trust = TrustPolicy.of(settings.admins, settings.trusted_users)
+
     def context(room_id: str, sender_id: str) -> CommandContext:
-        return CommandContext(room_id, sender_id, store, settings.webhook_url, health.text, note)
+        return CommandContext(
+            room_id, sender_id, store, settings.webhook_url, health.text, note, trust
+        )
 
     permissions = PermissionChecker(settings.command_power_level, settings.admins, fetch_create)
     router = CommandRouter(settings.user_id, permissions, context, reply, sync.live)

@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, replace
 from pathlib import Path
 
 import aiosqlite
@@ -364,21 +364,34 @@ class Store:
         created_by: str,
         branch_glob: str | None = None,
         events: str | None = None,
+        *,
+        trusted: bool = False,
     ) -> SubscribeResult:
-        """Add a subscription, or replace the filters of the room's existing one."""
+        """Add a subscription, or replace the filters of the room's existing one.
+
+        `trusted`: the author may see private repositories (core/trust.py). The row takes
+        the author's trust whenever it changes, with one exception: an untrusted author
+        re-running the same subscription leaves it as it is (UNCHANGED), so repeating a
+        command cannot silently downgrade what an admin set up. A trusted author re-running
+        it on a public-only row upgrades it (UPDATED, even with the same filters).
+        """
         async with self._transaction() as conn:
             rows = await conn.execute_fetchall(
-                "SELECT branch_glob, events FROM subscriptions WHERE room_id = ? AND repo = ?",
+                "SELECT branch_glob, events, trusted FROM subscriptions"
+                " WHERE room_id = ? AND repo = ?",
                 (room_id, repo.lower()),
             )
             existing = next(iter(rows), None)
-            if existing is not None and tuple(existing) == (branch_glob, events):
-                return SubscribeResult.UNCHANGED
+            if existing is not None:
+                same_filters = tuple(existing)[:2] == (branch_glob, events)
+                if same_filters and (not trusted or existing["trusted"]):
+                    return SubscribeResult.UNCHANGED
             await conn.execute(
                 "INSERT INTO subscriptions (room_id, repo, branch_glob, events, created_by,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (room_id, repo)"
-                " DO UPDATE SET branch_glob = excluded.branch_glob, events = excluded.events",
-                (room_id, repo.lower(), branch_glob, events, created_by, time.time()),
+                " created_at, trusted) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (room_id, repo)"
+                " DO UPDATE SET branch_glob = excluded.branch_glob, events = excluded.events,"
+                " created_by = excluded.created_by, trusted = excluded.trusted",
+                (room_id, repo.lower(), branch_glob, events, created_by, time.time(), trusted),
             )
             return SubscribeResult.ADDED if existing is None else SubscribeResult.UPDATED
 
@@ -408,7 +421,7 @@ class Store:
             rows = await self._fetchall(
                 "SELECT * FROM subscriptions WHERE room_id = ? ORDER BY repo", (room_id,)
             )
-        return [Subscription.from_row(row) for row in rows]
+        return [_subscription(row) for row in rows]
 
     async def subscriptions_for_repos(
         self, repo_full_names: Iterable[str]
@@ -423,7 +436,7 @@ class Store:
                 " ORDER BY room_id, repo",
                 wanted,
             )
-            found = [Subscription.from_row(row) for row in rows]
+            found = [_subscription(row) for row in rows]
         return {name: [s for s in found if s.repo in pair] for name, pair in specs.items()}
 
     @asynccontextmanager
@@ -725,6 +738,11 @@ async def _queue(
         " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [(row, m.room_id, m.repo, _txn_id(), m.body, m.html, now, now) for row, m in messages],
     )
+
+
+def _subscription(row: aiosqlite.Row) -> Subscription:
+    """SQLite keeps `trusted` as 0/1; callers get a real bool."""
+    return replace(Subscription.from_row(row), trusted=bool(row["trusted"]))
 
 
 def _txn_id() -> str:
