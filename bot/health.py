@@ -124,7 +124,6 @@ class Health:
             if not sub.trusted:
                 public_only[sub.repo].append(sub.room_id)
         stale = queue.oldest_age_s is not None and queue.oldest_age_s > STALE_QUEUE_S
-        last = await self._store.last_delivery_per_repo()
         signatures = await self._store.intake_summary(diagnostics.BAD_SIGNATURE, now - WINDOW_S)
         send_errors = await self._store.send_errors_since(now - WINDOW_S)
         return {
@@ -152,10 +151,20 @@ class Health:
             "public_only": [
                 {"repo": repo, "rooms": sorted(ids)} for repo, ids in sorted(public_only.items())
             ],
-            "last_delivery": {spec: _last_seen(spec, last) for spec in sorted(rooms)},
+            "last_delivery": await self._last_delivery(scope, sorted(rooms), set(public_only)),
             "signature_failures": _signature_facts(signatures, scope),
             "send_errors": _send_error_facts(send_errors, scope),
         }
+
+    async def _last_delivery(
+        self, scope: HealthScope, specs: list[str], public_only: set[str]
+    ) -> dict[str, float | None]:
+        """The latest delivery per spec. A room's public-only subscription does not learn
+        even when a private repository it covers had one; admins see every time."""
+        every = await self._store.last_delivery_per_repo()
+        hidden = set() if scope.everything else public_only
+        public = await self._store.last_delivery_per_repo(public_only=True) if hidden else {}
+        return {spec: _last_seen(spec, public if spec in hidden else every) for spec in specs}
 
     async def _visible_subscriptions(self, scope: HealthScope) -> list[Subscription]:
         if scope.everything:

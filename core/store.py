@@ -611,10 +611,13 @@ class Store:
         age = max(0.0, now - oldest) if oldest is not None else None
         return QueueStats(rows[0]["pending"], age, counts[0]["failed"], counts[0]["held"])
 
-    async def last_delivery_per_repo(self) -> dict[str, float]:
+    async def last_delivery_per_repo(self, public_only: bool = False) -> dict[str, float]:
+        """`public_only`: what a public-only subscription may know of (not even the time of
+        a private repository's delivery)."""
+        visible = " AND private = 0" if public_only else ""
         rows = await self._fetchall(
             "SELECT lower(repo) AS repo, MAX(received_at) AS at FROM deliveries"
-            " WHERE repo IS NOT NULL GROUP BY lower(repo)"
+            f" WHERE repo IS NOT NULL{visible} GROUP BY lower(repo)"
         )
         return {row["repo"]: row["at"] for row in rows}
 

@@ -58,7 +58,7 @@ async def test_a_room_sees_only_its_own_subscriptions_and_failures(health: Healt
     *_, heading, line = text.splitlines()
     assert heading == "This room's subscriptions:"
     assert line.startswith("• acme/widgets: last delivery ")
-    assert line.endswith(" ago (public only)")
+    assert line.endswith(" (public only)")
 
 
 async def test_signature_failure_details_are_for_admins(health: Health) -> None:
@@ -102,3 +102,22 @@ async def test_a_room_without_subscriptions_says_so(store: Store) -> None:
     text = await health.text(HealthScope(MINE, admin=False))
     assert text.splitlines()[-1] == "This room has no subscriptions."
     assert "hr/*" not in text
+
+
+async def test_a_public_only_subscription_does_not_learn_of_private_deliveries(
+    store: Store,
+) -> None:
+    health = Health(store, Link(LinkState(True, time.time(), None)))
+    await store.subscribe(MINE, "acme/*", "@bob:x")
+    await store.subscribe(OTHER, "acme/*", "@admin:x", trusted=True)
+    now = time.time()
+    for n, (repo, private, at) in enumerate(
+        (("acme/open", False, now - 7200), ("acme/secret", True, now - 60))
+    ):
+        new = NewDelivery(f"d{n}", "push", f"s{n}", repo, "{}", at, "pending", private=private)
+        assert await store.record_delivery(new)
+    mine = await health.snapshot(HealthScope(MINE, admin=False))
+    assert mine["last_delivery"] == {"acme/*": now - 7200}
+    other = await health.snapshot(HealthScope(OTHER, admin=False))
+    assert other["last_delivery"] == {"acme/*": now - 60}
+    assert (await health.snapshot())["last_delivery"] == {"acme/*": now - 60}
