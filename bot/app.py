@@ -112,12 +112,14 @@ def build_app(settings: Settings, on_fatal: Callable[[Exception], None]) -> web.
     dispatcher = Dispatcher(
         store, inbox, outbox, settings.rate_limit_seconds, settings.retention_days * 86400
     )
-    _register_callbacks(client, settings, store, sync, sender, health, outbox)
+    trust = TrustPolicy.of(settings.admins, settings.trusted_users)
+    _register_callbacks(client, settings, store, sync, sender, health, outbox, trust)
     logged_in = asyncio.Event()
     tasks = Supervisor(on_fatal)
     app.cleanup_ctx.extend(
         [
             functools.partial(_store_ctx, store, tasks),
+            functools.partial(_trust_ctx, store, trust),
             functools.partial(_matrix_ctx, client, settings, logged_in, tasks, e2e),
             functools.partial(_delivery_ctx, dispatcher, sender, outbox, sync.live, tasks),
             functools.partial(_sync_ctx, sync, logged_in, tasks),
@@ -134,6 +136,7 @@ def _register_callbacks(
     sender: Sender,
     health: Health,
     outbox: Wakeup,
+    trust: TrustPolicy,
 ) -> None:
     assert settings.user_id
 
@@ -154,8 +157,6 @@ def _register_callbacks(
     if settings.gitea_url and settings.gitea_token:
         token = settings.gitea_token.get_secret_value()
         note = functools.partial(webhook_note, settings.gitea_url, token, settings.webhook_url)
-
-    trust = TrustPolicy.of(settings.admins, settings.trusted_users)
 
     def context(room_id: str, sender_id: str) -> CommandContext:
         return CommandContext(
@@ -192,6 +193,12 @@ async def _store_ctx(store: Store, tasks: Supervisor, _: web.Application) -> Asy
     yield
     await cancel(checkpoints)
     await store.close()
+
+
+async def _trust_ctx(store: Store, trust: TrustPolicy, _: web.Application) -> AsyncIterator[None]:
+    """Trust follows the current lists: an author taken off them no longer lends it."""
+    await store.revoke_trust(trust.is_trusted)
+    yield
 
 
 async def _matrix_ctx(

@@ -20,7 +20,8 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import astuple, dataclass, replace
 from pathlib import Path
@@ -413,6 +414,29 @@ class Store:
                 (room_id,),
             )
             return Unsubscribed(dropped.rowcount)
+
+    async def revoke_trust(self, still_trusted: Callable[[str], bool]) -> dict[str, int]:
+        """At start: trusted subscriptions whose author is no longer trusted (taken out of
+        NOTIFIER_ADMINS / NOTIFIER_TRUSTED_USERS) become public only, logged once per room.
+        Returns how many per room."""
+        async with self._transaction() as conn:
+            rows = await conn.execute_fetchall(
+                "SELECT room_id, created_by FROM subscriptions WHERE trusted = 1"
+            )
+            revoked = [(room, author) for room, author in rows if not still_trusted(author)]
+            await conn.executemany(
+                "UPDATE subscriptions SET trusted = 0 WHERE trusted = 1 AND created_by = ?",
+                [(author,) for author in {author for _, author in revoked}],
+            )
+        per_room = Counter(room for room, _ in revoked)
+        for room_id, count in sorted(per_room.items()):
+            log.warning(
+                "room %s: %d subscription(s) now see public repositories only: their author is"
+                " no longer in NOTIFIER_ADMINS or NOTIFIER_TRUSTED_USERS",
+                room_id,
+                count,
+            )
+        return dict(per_room)
 
     async def subscriptions(self, room_id: str | None = None) -> list[Subscription]:
         if room_id is None:

@@ -81,3 +81,21 @@ async def test_private_pushes_reach_only_the_trusted_room_and_health_stays_in_it
     assert {"repo": "acme/*", "rooms": [bobs]} in full["public_only"]
     admin_view = await command(alice, alices, bot, "!health", "Status:")
     assert "• hr/*: last delivery" in admin_view
+
+
+async def test_an_admin_taken_off_the_list_no_longer_lends_trust_after_a_restart(
+    homeserver: Homeserver, admin_daemon: Daemon, alice: RoomDriver
+) -> None:
+    bot = homeserver.bot.user_id
+    room = await subscribed_room(alice, bot, "acme/*")
+    assert "public only" not in await command(alice, room, bot, "!subscriptions", "acme/*")
+    admin_daemon.stop()
+    del admin_daemon.env["NOTIFIER_ADMINS"]
+    admin_daemon.start()
+    # Not just "acme/*": until commands are recorded as handled, a restarted bot may answer
+    # the `!subscribe` again (Synapse's cached /sync), and that reply names it too.
+    listing = await command(alice, room, bot, "!subscriptions", "This room follows")
+    assert "acme/* — all branches, default events, public only (added" in listing
+    assert f"room {room}: 1 subscription(s) now see public repositories only" in (
+        admin_daemon.log()
+    )

@@ -171,6 +171,28 @@ async def test_untrusted_resubscribe_keeps_trust_only_when_nothing_changes(store
     assert covering.trusted is False
 
 
+async def test_trust_lent_by_an_author_taken_off_the_lists_is_revoked_at_start(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    await store.subscribe("!one:x", "acme/*", "@gone:x", trusted=True)
+    await store.subscribe("!one:x", "hr/*", "@gone:x", trusted=True)
+    await store.subscribe("!two:x", "acme/*", "@stays:x", trusted=True)
+    await store.subscribe("!three:x", "acme/*", "@never:x")
+    policy = TrustPolicy.of(["@stays:x"])
+    with caplog.at_level(logging.WARNING, logger="core.store"):
+        assert await store.revoke_trust(policy.is_trusted) == {"!one:x": 2}
+    trusted = {(s.room_id, s.repo): s.trusted for s in await store.subscriptions()}
+    assert trusted == {
+        ("!one:x", "acme/*"): False,
+        ("!one:x", "hr/*"): False,
+        ("!two:x", "acme/*"): True,
+        ("!three:x", "acme/*"): False,
+    }
+    (line,) = [r.getMessage() for r in caplog.records if "no longer in" in r.message]
+    assert line.startswith("room !one:x: 2 subscription(s) now see public repositories only")
+    assert await store.revoke_trust(policy.is_trusted) == {}  # nothing left to revoke
+
+
 # --- the migration that introduced trust ---------------------------------------------------
 
 
