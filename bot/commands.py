@@ -133,7 +133,9 @@ async def _subscribe_reply(
         f"Subscribed this room to {spec} ({describe(current)}). Gitea must send its "
         f"webhook to {ctx.webhook_url} (content type application/json, with the shared secret)."
     )
-    if ctx.webhook_note is not None:
+    # The note asks Gitea with the operator's token: it would tell anyone whether a private
+    # repository exists and is hooked up, so only trusted subscribers get it.
+    if ctx.webhook_note is not None and current.trusted:
         reply += " " + await ctx.webhook_note(spec)
     return reply
 

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from bot.commands import CommandRouter
+from bot.commands import CommandContext, CommandRouter, subscribe
+from bot.health import HealthScope
 from bot.sample import sample_push
 from core.events import PushEvent, parse_event, private_of
 from core.filters import rooms_wanting, wants
@@ -25,6 +26,7 @@ from tests.unit.test_commands import (
     MEMBER,
     MODERATOR,
     ROOM,
+    TRUST,
     V12_ROOM_USERS,
     create_event,
     make_room,
@@ -303,3 +305,29 @@ async def test_untrusted_change_of_a_trusted_subscription_says_it_became_public_
     assert first == "Updated this room's subscription to acme/*: branch main, default events."
     assert note.startswith("Your change made this subscription public only")
     assert [s.trusted for s in await store.subscriptions(ROOM)] == [False]
+
+
+async def test_only_trusted_subscribers_hear_what_gitea_knows_of_the_repository(
+    store: Store,
+) -> None:
+    """The webhook note asks Gitea with the operator's token: it would reveal whether a
+    private repository exists and is hooked up."""
+    asked: list[str] = []
+
+    async def note(spec: str) -> str:
+        asked.append(spec)
+        return "Gitea already sends this repository's events here."
+
+    async def health_text(scope: HealthScope) -> str:
+        return ""
+
+    def context(sender: str) -> CommandContext:
+        return CommandContext(
+            ROOM, sender, store, "https://n/webhook/gitea", health_text, note, TRUST
+        )
+
+    untrusted = await subscribe(context(CREATOR), ["hr/payroll"])
+    assert "Gitea already" not in untrusted
+    trusted = await subscribe(context(MODERATOR), ["acme/widgets"])
+    assert "Gitea already sends this repository's events here." in trusted
+    assert asked == ["acme/widgets"]
