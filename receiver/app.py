@@ -8,9 +8,12 @@ imports the bot.
 signature-failure remote addresses) only to loopback clients or with
 `Authorization: Bearer $NOTIFIER_API_TOKEN`; anyone else gets `status`,
 `matrix.connected` and `queue.pending`. "Loopback" is the TCP peer (`request.remote`),
-never `X-Forwarded-For`: a header any client can send proves nothing. A reverse proxy
-on the same host therefore makes every proxied request loopback; it must not forward
-the health path, or must set the token requirement itself.
+never `X-Forwarded-For`: a header any client can send proves nothing. A reverse proxy on
+the same host makes every proxied request loopback, so a loopback request that carries a
+forwarding header (`Forwarded`, `X-Forwarded-For`, `X-Real-IP`; Caddy and Traefik add
+them by default, nginx when configured to) counts as from outside: the header's presence
+can only take the full view away, never grant it. The proxy should still not forward the
+health path (nginx adds no such header by default).
 """
 
 from __future__ import annotations
@@ -61,7 +64,8 @@ def health_view(
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def view(request: web.Request) -> web.Response:
         snapshot = await health()
-        if is_loopback(request.remote) or has_token(request, api_token):
+        local = is_loopback(request.remote) and not proxied(request)
+        if local or has_token(request, api_token):
             return web.json_response(snapshot)
         return web.json_response(public_health(snapshot))
 
@@ -88,6 +92,14 @@ def is_loopback(remote: str | None) -> bool:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return address.is_loopback
+
+
+FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
+
+
+def proxied(request: web.Request) -> bool:
+    """The request came through a reverse proxy, so its loopback peer says nothing."""
+    return any(name in request.headers for name in FORWARDING_HEADERS)
 
 
 def has_token(request: web.Request, api_token: str | None) -> bool:

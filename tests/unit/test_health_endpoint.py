@@ -94,6 +94,17 @@ async def test_without_a_configured_token_no_header_unlocks_it() -> None:
     )
 
 
+@pytest.mark.parametrize("header", ["Forwarded", "X-Forwarded-For", "X-Real-IP"])
+async def test_a_loopback_request_through_a_proxy_counts_as_from_outside(
+    client: tuple[TestClient, Store], header: str
+) -> None:
+    response = await client[0].get("/webhook/health", headers={header: "203.0.113.7"})
+    assert await response.json() == REDUCED
+    with_token = {header: "203.0.113.7", "Authorization": f"Bearer {TOKEN}"}
+    response = await client[0].get("/webhook/health", headers=with_token)
+    assert await response.json() == FULL
+
+
 async def test_forwarded_headers_are_not_believed() -> None:
     headers = {"X-Forwarded-For": "127.0.0.1", "X-Real-IP": "127.0.0.1", "Forwarded": "for=::1"}
     assert await answer(request_from("203.0.113.7", headers)) == REDUCED
