@@ -54,6 +54,7 @@ from bot.systemd_notify import SystemdNotifier
 from core.metrics import Metrics, scraper
 from core.settings import ConfigError, Settings
 from core.store import Store
+from core.trust import TrustPolicy
 from core.wakeup import Wakeup
 from receiver.app import create_app
 from receiver.webhook import WebhookConfig, WebhookReceiver
@@ -104,7 +105,8 @@ def build_app(settings: Settings, on_fatal: Callable[[Exception], None]) -> web.
     config = WebhookConfig(secret, settings.max_body_bytes, ignored)
     receiver = WebhookReceiver(store, config, on_accepted=inbox.set, metrics=metrics)
     scrape = scraper(metrics, store, lambda: sync.state.connected)
-    app = create_app(receiver, health.snapshot, settings.max_body_bytes, scrape)
+    token = settings.api_token.get_secret_value() if settings.api_token else None
+    app = create_app(receiver, health.snapshot, settings.max_body_bytes, scrape, token)
     app[MATRIX_LIVE] = sync.live
     app[LISTENING] = asyncio.Event()
     sender = Sender(
@@ -118,12 +120,14 @@ def build_app(settings: Settings, on_fatal: Callable[[Exception], None]) -> web.
     dispatcher = Dispatcher(
         store, inbox, outbox, settings.rate_limit_seconds, settings.retention_days * 86400
     )
-    _register_callbacks(client, settings, store, sync, sender, health, outbox)
+    trust = TrustPolicy.of(settings.admins, settings.trusted_users)
+    _register_callbacks(client, settings, store, sync, sender, health, outbox, trust)
     logged_in = asyncio.Event()
     tasks = Supervisor(on_fatal)
     app.cleanup_ctx.extend(
         [
             functools.partial(_store_ctx, store, tasks),
+            functools.partial(_trust_ctx, store, trust),
             functools.partial(_matrix_ctx, client, settings, logged_in, tasks, e2e),
             functools.partial(_delivery_ctx, dispatcher, sender, outbox, sync.live, tasks),
             functools.partial(_sync_ctx, sync, logged_in, tasks),
@@ -140,6 +144,7 @@ def _register_callbacks(
     sender: Sender,
     health: Health,
     outbox: Wakeup,
+    trust: TrustPolicy,
 ) -> None:
     assert settings.user_id
 
@@ -162,7 +167,9 @@ def _register_callbacks(
         note = functools.partial(webhook_note, settings.gitea_url, token, settings.webhook_url)
 
     def context(room_id: str, sender_id: str) -> CommandContext:
-        return CommandContext(room_id, sender_id, store, settings.webhook_url, health.text, note)
+        return CommandContext(
+            room_id, sender_id, store, settings.webhook_url, health.text, note, trust
+        )
 
     permissions = PermissionChecker(settings.command_power_level, settings.admins, fetch_create)
     handled = HandledCommands(store, settings.retention_days * 86400)
@@ -197,6 +204,12 @@ async def _store_ctx(store: Store, tasks: Supervisor, _: web.Application) -> Asy
     yield
     await cancel(checkpoints)
     await store.close()
+
+
+async def _trust_ctx(store: Store, trust: TrustPolicy, _: web.Application) -> AsyncIterator[None]:
+    """Trust follows the current lists: an author taken off them no longer lends it."""
+    await store.revoke_trust(trust.is_trusted)
+    yield
 
 
 async def _matrix_ctx(

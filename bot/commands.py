@@ -11,18 +11,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from nio import MatrixRoom, RoomMessageText
 
 from bot.command_limit import CommandRateLimit, Verdict, cap_reply, too_long_argument
 from bot.command_registry import COMMANDS, command, help_text
+from bot.health import HealthScope
 from bot.permissions import PermissionChecker
 from core.events import CATEGORIES, DEFAULT_CATEGORIES
 from core.filters import FilterError, describe, parse_events
+from core.records import Subscription
 from core.repo_spec import RepoSpecError, normalise_spec
 from core.store import Store, SubscribeResult
+from core.trust import TrustPolicy
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +40,11 @@ class CommandContext:
     sender: str
     store: Store
     webhook_url: str
-    health_text: Callable[[], Awaitable[str]]
+    health_text: Callable[[HealthScope], Awaitable[str]]
     # With a Gitea token: whether Gitea already calls us for a spec, in one sentence.
     webhook_note: Callable[[str], Awaitable[str]] | None = None
+    # Who is trusted with private repositories, and who is an admin (scoped !health).
+    trust: TrustPolicy = field(default_factory=TrustPolicy)
 
 
 @dataclass(frozen=True)
@@ -97,21 +102,67 @@ def _one_spec(args: list[str], usage: str) -> str:
 )
 async def subscribe(ctx: CommandContext, args: list[str]) -> str:
     request = _parse_subscribe(args, COMMANDS["subscribe"].usage)
+    before = await _subscription(ctx, request.spec)
     result = await ctx.store.subscribe(
-        ctx.room_id, request.spec, ctx.sender, request.branch_glob, request.events
+        ctx.room_id,
+        request.spec,
+        ctx.sender,
+        request.branch_glob,
+        request.events,
+        trusted=ctx.trust.is_trusted(ctx.sender),
     )
-    (current,) = [s for s in await ctx.store.subscriptions(ctx.room_id) if s.repo == request.spec]
+    current = await _subscription(ctx, request.spec)
+    assert current is not None  # just written, under this room's own command
+    reply = await _subscribe_reply(ctx, request.spec, result, current, before)
+    return reply + _trust_note(current, before)
+
+
+async def _subscription(ctx: CommandContext, spec: str) -> Subscription | None:
+    return next((s for s in await ctx.store.subscriptions(ctx.room_id) if s.repo == spec), None)
+
+
+async def _subscribe_reply(
+    ctx: CommandContext,
+    spec: str,
+    result: SubscribeResult,
+    current: Subscription,
+    before: Subscription | None,
+) -> str:
     if result is SubscribeResult.UNCHANGED:
-        return f"This room is already subscribed to {request.spec} ({describe(current)})."
+        return f"This room is already subscribed to {spec} ({describe(current)})."
     if result is SubscribeResult.UPDATED:
-        return f"Updated this room's subscription to {request.spec}: {describe(current)}."
+        if before is not None and _same_filters(before, current):  # only its trust changed
+            return f"This room's subscription to {spec} now includes private repositories."
+        return f"Updated this room's subscription to {spec}: {describe(current)}."
     reply = (
-        f"Subscribed this room to {request.spec} ({describe(current)}). Gitea must send its "
+        f"Subscribed this room to {spec} ({describe(current)}). Gitea must send its "
         f"webhook to {ctx.webhook_url} (content type application/json, with the shared secret)."
     )
-    if ctx.webhook_note is not None:
-        reply += " " + await ctx.webhook_note(request.spec)
+    # The note asks Gitea with the operator's token: it would tell anyone whether a private
+    # repository exists and is hooked up, so only trusted subscribers get it.
+    if ctx.webhook_note is not None and current.trusted:
+        reply += " " + await ctx.webhook_note(spec)
     return reply
+
+
+def _same_filters(one: Subscription, other: Subscription) -> bool:
+    return (one.branch_glob, one.events) == (other.branch_glob, other.events)
+
+
+def _trust_note(current: Subscription, before: Subscription | None) -> str:
+    """One line when the room sees public repositories only, and how to change that."""
+    if current.trusted:
+        return ""
+    lead = (
+        "Your change made this subscription public only"
+        if before is not None and before.trusted
+        else "This room will see public repositories only"
+    )
+    return (
+        f"\n{lead}: you are not in NOTIFIER_ADMINS or NOTIFIER_TRUSTED_USERS. An admin"
+        " re-running this !subscribe, or the operator adding you to NOTIFIER_TRUSTED_USERS,"
+        " includes private ones."
+    )
 
 
 @command(
@@ -139,13 +190,15 @@ async def subscriptions(ctx: CommandContext, args: list[str]) -> str:
     lines = [f"This room follows {len(subs)} subscription(s):"]
     for sub in subs:
         since = datetime.fromtimestamp(sub.created_at, UTC).strftime("%Y-%m-%d")
-        lines.append(f"• {sub.repo} — {describe(sub)} (added {since} by {sub.created_by})")
+        scope = "" if sub.trusted else ", public only"
+        lines.append(f"• {sub.repo} — {describe(sub)}{scope} (added {since} by {sub.created_by})")
     return "\n".join(lines)
 
 
 @command("health", "!health", "how the notifier is doing: homeserver link, queue, deliveries")
 async def health(ctx: CommandContext, args: list[str]) -> str:
-    return await ctx.health_text()
+    """This room's business; other rooms and signature-failure details only for admins."""
+    return await ctx.health_text(HealthScope(ctx.room_id, ctx.trust.is_admin(ctx.sender)))
 
 
 @command("help", "!help", "this list")

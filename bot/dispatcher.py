@@ -209,6 +209,7 @@ class Dispatcher:
             with contextlib.suppress(PayloadError):  # closed as invalid when it was routed
                 if event := _event_of(delivery):
                     events.append(event)
+        events = await self._still_visible(group.room_id, events)
         rendered = _render_group(events)
         last_row = held[-1][1].id
         message = None
@@ -222,6 +223,18 @@ class Dispatcher:
             group.repo,
             group.room_id,
         )
+
+    async def _still_visible(
+        self, room_id: str, events: list[AnnouncedEvent]
+    ) -> list[AnnouncedEvent]:
+        """Held private events leave only if the room still has a trusted subscription
+        covering them: a re-subscribe may have made it public only while they waited."""
+        if not any(event.private for event in events):
+            return events
+        repo = events[0].repo
+        covering = (await self._store.subscriptions_for_repos({repo}))[repo]
+        trusted = any(sub.trusted for sub in covering if sub.room_id == room_id)
+        return [event for event in events if trusted or not event.private]
 
 
 def _render_group(events: Sequence[AnnouncedEvent]) -> Rendered | None:

@@ -28,8 +28,10 @@ def sample_push(
     message: str = "Make the widgets spin faster",
     commits: int = 1,
     base_url: str = "https://git.example.org",
+    private: bool | None = False,
 ) -> dict[str, Any]:
-    """A push of `commits` commits (at most 5 listed, as Gitea does)."""
+    """A push of `commits` commits (at most 5 listed, as Gitea does), to a public repository
+    unless `private` (None leaves the field out, as some forges do: it counts as private)."""
     owner, name = repo.split("/", 1)
     shas = [_sha(f"{repo}:{branch}:{message}:{i}") for i in range(commits + 1)]
     repo_url = f"{base_url}/{repo}"
@@ -53,6 +55,15 @@ def sample_push(
         }
         for i in range(min(commits, 5))
     ]
+    repository = {
+        "id": 7,
+        "name": name,
+        "full_name": repo,
+        "html_url": repo_url,
+        "owner": {"id": 2, "login": owner, "username": owner},
+    }
+    if private is not None:
+        repository["private"] = private
     return {
         "ref": f"refs/heads/{branch}",
         "before": shas[0],
@@ -61,13 +72,7 @@ def sample_push(
         "commits": listed,
         "total_commits": commits,
         "head_commit": listed[0] if listed else None,
-        "repository": {
-            "id": 7,
-            "name": name,
-            "full_name": repo,
-            "html_url": repo_url,
-            "owner": {"id": 2, "login": owner, "username": owner},
-        },
+        "repository": repository,
         "pusher": user,
         "sender": user,
     }

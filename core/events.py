@@ -328,6 +328,15 @@ def repo_of(payload: Any) -> str | None:
     return parsed.repository.full_name if parsed.repository else None
 
 
+def private_of(payload: Any) -> bool:
+    """Visibility of any payload's repository, for recording ignored events; unknown = private."""
+    try:
+        parsed = _AnyRepoPayload.model_validate(payload)
+    except ValidationError:
+        return True
+    return parsed.repository is None or not parsed.repository.is_public
+
+
 def _first_problem(exc: ValidationError) -> str:
     error = exc.errors()[0]
     where = ".".join(str(part) for part in error["loc"]) or "body"

@@ -4,7 +4,8 @@
 branch filter does; tag events are not branch events and pass. `--events CATEGORY,...`
 narrows the categories; without it a subscription gets DEFAULT_CATEGORIES, chosen so a
 room is not flooded (no comments, no PR-branch updates, no create/delete that the push
-already announces).
+already announces). Before any of that, visibility: a private repository's events reach
+only trusted subscriptions (see core/trust.py).
 """
 
 from __future__ import annotations
@@ -39,7 +40,14 @@ def _branch_of(event: AnnouncedEvent) -> str | None:
     return None
 
 
+def visible_to(sub: Subscription, private: bool) -> bool:
+    """Events of private (or unknown-visibility) repositories reach trusted subscriptions only."""
+    return bool(sub.trusted) or not private
+
+
 def wants(sub: Subscription, event: AnnouncedEvent) -> bool:
+    if not visible_to(sub, event.private):
+        return False
     categories = set(sub.events.split(",")) if sub.events else DEFAULT_CATEGORIES
     if event.category not in categories:
         return False

@@ -77,9 +77,40 @@ class Commit(Model):
         return self.message.strip().splitlines()[0] if self.message.strip() else ""
 
 
+def _bool_or_unknown(value: Any) -> bool | None:
+    """Visibility flags count only as real JSON booleans; anything else is unknown."""
+    return value if isinstance(value, bool) else None
+
+
+def _object_or_none(value: Any) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) else None
+
+
+Flag = Annotated[bool | None, BeforeValidator(_bool_or_unknown)]
+PUBLIC_OWNER_VISIBILITY = ("", "public")
+
+
 class Repository(Model):
+    """Visibility fields are read leniently: an odd value makes the repository private,
+    never the delivery invalid."""
+
     full_name: str = Field(pattern=REPO_NAME.pattern)
     html_url: Text = ""
+    private: Flag = None
+    internal: Flag = None  # Gitea/Forgejo "internal": visible to every signed-in user
+    owner: Annotated[dict[str, Any] | None, BeforeValidator(_object_or_none)] = None
+
+    @property
+    def is_public(self) -> bool:
+        """Public only when the forge says so: `private: false`, not internal, and an owner
+        whose visibility (Gitea's `limited`/`private` organisations hide their repositories
+        too) is public or not stated. Unknown counts as private."""
+        owner_visibility = (self.owner or {}).get("visibility") or ""
+        return (
+            self.private is False
+            and self.internal is not True
+            and owner_visibility in PUBLIC_OWNER_VISIBILITY
+        )
 
 
 class EventBase(Model):
@@ -91,6 +122,11 @@ class EventBase(Model):
     @property
     def repo(self) -> str:
         return self.repository.full_name
+
+    @property
+    def private(self) -> bool:
+        """Only trusted subscriptions see it (unknown visibility is private)."""
+        return not self.repository.is_public
 
     @property
     def actor(self) -> str:

@@ -20,9 +20,10 @@ import logging
 import sqlite3
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import astuple, dataclass
+from dataclasses import astuple, dataclass, replace
 from pathlib import Path
 
 import aiosqlite
@@ -364,21 +365,34 @@ class Store:
         created_by: str,
         branch_glob: str | None = None,
         events: str | None = None,
+        *,
+        trusted: bool = False,
     ) -> SubscribeResult:
-        """Add a subscription, or replace the filters of the room's existing one."""
+        """Add a subscription, or replace the filters of the room's existing one.
+
+        `trusted`: the author may see private repositories (core/trust.py). The row takes
+        the author's trust whenever it changes, with one exception: an untrusted author
+        re-running the same subscription leaves it as it is (UNCHANGED), so repeating a
+        command cannot silently downgrade what an admin set up. A trusted author re-running
+        it on a public-only row upgrades it (UPDATED, even with the same filters).
+        """
         async with self._transaction() as conn:
             rows = await conn.execute_fetchall(
-                "SELECT branch_glob, events FROM subscriptions WHERE room_id = ? AND repo = ?",
+                "SELECT branch_glob, events, trusted FROM subscriptions"
+                " WHERE room_id = ? AND repo = ?",
                 (room_id, repo.lower()),
             )
             existing = next(iter(rows), None)
-            if existing is not None and tuple(existing) == (branch_glob, events):
-                return SubscribeResult.UNCHANGED
+            if existing is not None:
+                same_filters = tuple(existing)[:2] == (branch_glob, events)
+                if same_filters and (not trusted or existing["trusted"]):
+                    return SubscribeResult.UNCHANGED
             await conn.execute(
                 "INSERT INTO subscriptions (room_id, repo, branch_glob, events, created_by,"
-                " created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (room_id, repo)"
-                " DO UPDATE SET branch_glob = excluded.branch_glob, events = excluded.events",
-                (room_id, repo.lower(), branch_glob, events, created_by, time.time()),
+                " created_at, trusted) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (room_id, repo)"
+                " DO UPDATE SET branch_glob = excluded.branch_glob, events = excluded.events,"
+                " created_by = excluded.created_by, trusted = excluded.trusted",
+                (room_id, repo.lower(), branch_glob, events, created_by, time.time(), trusted),
             )
             return SubscribeResult.ADDED if existing is None else SubscribeResult.UPDATED
 
@@ -401,6 +415,29 @@ class Store:
             )
             return Unsubscribed(dropped.rowcount)
 
+    async def revoke_trust(self, still_trusted: Callable[[str], bool]) -> dict[str, int]:
+        """At start: trusted subscriptions whose author is no longer trusted (taken out of
+        NOTIFIER_ADMINS / NOTIFIER_TRUSTED_USERS) become public only, logged once per room.
+        Returns how many per room."""
+        async with self._transaction() as conn:
+            rows = await conn.execute_fetchall(
+                "SELECT room_id, created_by FROM subscriptions WHERE trusted = 1"
+            )
+            revoked = [(room, author) for room, author in rows if not still_trusted(author)]
+            await conn.executemany(
+                "UPDATE subscriptions SET trusted = 0 WHERE trusted = 1 AND created_by = ?",
+                [(author,) for author in {author for _, author in revoked}],
+            )
+        per_room = Counter(room for room, _ in revoked)
+        for room_id, count in sorted(per_room.items()):
+            log.warning(
+                "room %s: %d subscription(s) now see public repositories only: their author is"
+                " no longer in NOTIFIER_ADMINS or NOTIFIER_TRUSTED_USERS",
+                room_id,
+                count,
+            )
+        return dict(per_room)
+
     async def subscriptions(self, room_id: str | None = None) -> list[Subscription]:
         if room_id is None:
             rows = await self._fetchall("SELECT * FROM subscriptions ORDER BY repo, room_id")
@@ -408,7 +445,7 @@ class Store:
             rows = await self._fetchall(
                 "SELECT * FROM subscriptions WHERE room_id = ? ORDER BY repo", (room_id,)
             )
-        return [Subscription.from_row(row) for row in rows]
+        return [_subscription(row) for row in rows]
 
     async def subscriptions_for_repos(
         self, repo_full_names: Iterable[str]
@@ -423,7 +460,7 @@ class Store:
                 " ORDER BY room_id, repo",
                 wanted,
             )
-            found = [Subscription.from_row(row) for row in rows]
+            found = [_subscription(row) for row in rows]
         return {name: [s for s in found if s.repo in pair] for name, pair in specs.items()}
 
     @asynccontextmanager
@@ -608,10 +645,13 @@ class Store:
         age = max(0.0, now - oldest) if oldest is not None else None
         return QueueStats(rows[0]["pending"], age, counts[0]["failed"], counts[0]["held"])
 
-    async def last_delivery_per_repo(self) -> dict[str, float]:
+    async def last_delivery_per_repo(self, public_only: bool = False) -> dict[str, float]:
+        """`public_only`: what a public-only subscription may know of (not even the time of
+        a private repository's delivery)."""
+        visible = " AND private = 0" if public_only else ""
         rows = await self._fetchall(
             "SELECT lower(repo) AS repo, MAX(received_at) AS at FROM deliveries"
-            " WHERE repo IS NOT NULL GROUP BY lower(repo)"
+            f" WHERE repo IS NOT NULL{visible} GROUP BY lower(repo)"
         )
         return {row["repo"]: row["at"] for row in rows}
 
@@ -785,6 +825,11 @@ async def _queue(
         " created_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         [(row, m.room_id, m.repo, _txn_id(), m.body, m.html, now, now) for row, m in messages],
     )
+
+
+def _subscription(row: aiosqlite.Row) -> Subscription:
+    """SQLite keeps `trusted` as 0/1; callers get a real bool."""
+    return replace(Subscription.from_row(row), trusted=bool(row["trusted"]))
 
 
 def _txn_id() -> str:

@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry
 
 from core import diagnostics
 from core.diagnostics import IntakeEntry
-from core.events import AnnouncedEvent, PayloadError, PushEvent, parse_event, repo_of
+from core.events import AnnouncedEvent, PayloadError, PushEvent, parse_event, private_of, repo_of
 from core.metrics import Metrics
 from core.records import NewDelivery
 from core.store import Store
@@ -124,6 +124,7 @@ class WebhookReceiver:
             received_at=time.time(),
             status="pending" if event and not ignored_pusher else "ignored",
             note="pusher in NOTIFIER_IGNORE_PUSHERS" if ignored_pusher else None,
+            private=event.private if event else private_of(payload),
         )
 
     async def _signed_body(self, request: web.Request) -> bytes:

@@ -63,7 +63,10 @@ def homeserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Homeserver]
 @pytest.fixture
 def daemon(homeserver: Homeserver, tmp_path: Path) -> Iterator[Daemon]:
     bot = homeserver.bot
-    process = Daemon(homeserver.url, bot.user_id, bot.password, WEBHOOK_SECRET, tmp_path)
+    # Alice is a trusted user (not an admin: permissions stay the room's): her
+    # subscriptions see private repositories, as most tests' payloads do not say "public".
+    trusted = {"NOTIFIER_TRUSTED_USERS": homeserver.alice.user_id}
+    process = Daemon(homeserver.url, bot.user_id, bot.password, WEBHOOK_SECRET, tmp_path, **trusted)
     process.start()
     yield process
     process.stop()

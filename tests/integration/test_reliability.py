@@ -143,7 +143,7 @@ async def test_sigterm_drains_and_restart_delivers_the_rest_once(
 async def test_kicked_room_fails_visibly_and_others_keep_receiving(
     homeserver: Homeserver, make_daemon: MakeDaemon, alice: RoomDriver
 ) -> None:
-    daemon = make_daemon()
+    daemon = make_daemon(NOTIFIER_ADMINS=homeserver.alice.user_id)  # sees other rooms' failures
     bot, tag = homeserver.bot.user_id, _tag()
     repo = f"kick{tag}/repo"
     gone, kept = await room_with_bot(alice, bot), await room_with_bot(alice, bot)

@@ -20,6 +20,7 @@ from bot.command_limit import (
 )
 from bot.commands import CommandContext, CommandRouter
 from bot.handled_commands import HandledCommands
+from bot.health import HealthScope
 from bot.permissions import PermissionChecker
 from core.store import Store
 from tests.unit.test_commands import ADMIN, BOT, ROOM, WEBHOOK_URL, make_room
@@ -49,7 +50,7 @@ def router_on(
     async def no_create_event(room_id: str) -> dict[str, Any] | None:
         return None
 
-    async def health_text() -> str:
+    async def health_text(_: HealthScope) -> str:
         return "all good"
 
     def context(room_id: str, sender: str) -> CommandContext:
@@ -178,7 +179,7 @@ async def test_every_reply_is_capped(store: Store, room: MatrixRoom) -> None:
     replies = Replies()
     router = router_on(store, replies)
 
-    async def long_health() -> str:
+    async def long_health(_: HealthScope) -> str:
         return "line\n" * 10_000
 
     router._make_context = lambda room_id, sender: CommandContext(  # type: ignore[method-assign]

@@ -9,9 +9,11 @@ from nio import MatrixRoom, PowerLevelsEvent
 
 from bot.command_registry import COMMANDS
 from bot.commands import CommandContext, CommandRouter
+from bot.health import HealthScope
 from bot.permissions import PermissionChecker, creators_of, creators_outrank_power_levels
 from core.records import NewDelivery
 from core.store import Store
+from core.trust import TrustPolicy
 from tests.unit.routing import route_delivery
 
 ROOM = "!room:example.org"
@@ -61,15 +63,20 @@ class CreateEvents:
         return self.events.get(room_id)
 
 
+# The moderator is a trusted user (NOTIFIER_TRUSTED_USERS): these tests are about commands,
+# not trust; tests/unit/test_trust.py covers the others.
+TRUST = TrustPolicy.of([ADMIN], [MODERATOR])
+
+
 def make_router(store: Store, create: dict[str, Any] | None) -> CommandRouter:
     fetcher = CreateEvents({ROOM: create} if create else {})
     permissions = PermissionChecker(50, [ADMIN], fetcher)
 
-    async def health_text() -> str:
-        return "all good"
+    async def health_text(scope: HealthScope) -> str:
+        return f"all good for {scope.room_id} (admin: {scope.admin})"
 
     def context(room_id: str, sender: str) -> CommandContext:
-        return CommandContext(room_id, sender, store, WEBHOOK_URL, health_text)
+        return CommandContext(room_id, sender, store, WEBHOOK_URL, health_text, trust=TRUST)
 
     async def reply(room_id: str, text: str) -> None:
         raise AssertionError("answer() must not reply by itself")
@@ -242,8 +249,11 @@ async def test_help_lists_every_registered_command(v12_router: CommandRouter) ->
         assert f"!{name}" in answer
 
 
-async def test_health_is_open_to_anyone(v12_router: CommandRouter) -> None:
-    assert await v12_router.answer(make_room({}), MEMBER, "!health") == "all good"
+async def test_health_is_open_to_anyone_and_scoped_to_the_asker(v12_router: CommandRouter) -> None:
+    answer = await v12_router.answer(make_room({}), MEMBER, "!health")
+    assert answer == f"all good for {ROOM} (admin: False)"
+    answer = await v12_router.answer(make_room({}), ADMIN, "!health")
+    assert answer == f"all good for {ROOM} (admin: True)"
 
 
 async def test_command_names_are_case_insensitive(v12_router: CommandRouter) -> None:

@@ -75,7 +75,7 @@ async def test_300_held_events_of_five_kinds_leave_as_one_message_within_budget(
     clock = Clock(1000.0)
     dispatcher = Dispatcher(store, Wakeup(), Wakeup(), window_s=60.0, clock=clock)
     await store.subscribe(
-        ROOM_A, "acme/widgets", "@a:x", events="push,pull_request,issues,comment,ci"
+        ROOM_A, "acme/widgets", "@a:x", trusted=True, events="push,pull_request,issues,comment,ci"
     )
     for n in range(301):
         await _accept(store, n)
@@ -109,7 +109,9 @@ async def test_an_event_whose_formatter_fails_is_left_out_not_the_whole_group(
 
     clock = Clock(1000.0)
     dispatcher = Dispatcher(store, Wakeup(), Wakeup(), window_s=60.0, clock=clock)
-    await store.subscribe(ROOM_A, "acme/widgets", "@a:x", events="push,pull_request,issues")
+    await store.subscribe(
+        ROOM_A, "acme/widgets", "@a:x", trusted=True, events="push,pull_request,issues"
+    )
     for n in range(16):  # pushes, PRs and closed issues: 3 kinds from the 5 above
         if n % 5 < 3:
             await _accept(store, n)

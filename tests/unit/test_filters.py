@@ -11,7 +11,8 @@ from core.records import Subscription
 
 
 def sub(room: str = "!a:x", branch: str | None = None, events: str | None = None) -> Subscription:
-    return Subscription(room, "acme/widgets", branch, events, "@a:x", 0.0)
+    """Trusted: these tests are about filters, and their payloads do not say "public"."""
+    return Subscription(room, "acme/widgets", branch, events, "@a:x", 0.0, trusted=True)
 
 
 def push(ref: str) -> PushEvent:

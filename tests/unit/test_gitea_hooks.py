@@ -24,7 +24,9 @@ from bot.cli import main
 from bot.command_registry import COMMANDS
 from bot.commands import CommandContext
 from bot.gitea_hooks import DEFAULT_EVENTS, DesiredHook, webhook_note
+from bot.health import HealthScope
 from core.store import Store
+from core.trust import TrustPolicy
 
 TOKEN = "gitea-token-do-not-print"
 SECRET = "webhook-secret-do-not-print"
@@ -380,7 +382,7 @@ async def test_subscribe_with_a_dot_segment_never_reaches_gitea(
     """`!subscribe ../admin` used to send the operator's token to /api/v1/admin/hooks."""
     gitea.owners.update({"acme/widgets": [], "org:acme": []})
 
-    async def health_text() -> str:
+    async def health_text(_: HealthScope) -> str:
         return "ok"
 
     note = functools.partial(webhook_note, gitea.url, TOKEN, OURS)
@@ -391,6 +393,7 @@ async def test_subscribe_with_a_dot_segment_never_reaches_gitea(
         webhook_url=OURS,
         health_text=health_text,
         webhook_note=note,
+        trust=TrustPolicy.of(["@admin:x"], []),
     )
     subscribe = COMMANDS["subscribe"].handler
     for spec in ("../admin", "acme/..", "./hooks", ".admin/x", "acme//x"):

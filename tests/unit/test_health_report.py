@@ -98,6 +98,7 @@ async def test_send_errors_count_failed_attempts_and_name_the_latest(
         "failed_24h": 1,
         "last_error": "M_FORBIDDEN: not in room",
         "last_room": ROOM,
+        "latest_elsewhere": False,
     }
     text = await health.text()
     assert (

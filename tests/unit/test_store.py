@@ -141,7 +141,8 @@ async def test_subscribe_again_with_filters_updates_them(store: Store) -> None:
     result = await store.subscribe(ROOM_A, "acme/widgets", "@b:x", "release/*", "push")
     assert result is SubscribeResult.UPDATED
     (sub,) = await store.subscriptions(ROOM_A)
-    assert (sub.branch_glob, sub.events, sub.created_by) == ("release/*", "push", "@a:x")
+    # The row records the author of its current terms: its trust is that author's.
+    assert (sub.branch_glob, sub.events, sub.created_by) == ("release/*", "push", "@b:x")
 
 
 async def rooms_for_repo(store: Store, repo: str) -> list[str]:
