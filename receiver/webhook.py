@@ -4,9 +4,9 @@ Each failure has its own status and a short reason, logged with the delivery id,
 operator can tell a wrong secret from a wrong proxy path from junk. Nothing here raises
 into aiohttp for bad input: a request is either stored or refused with a 4xx.
 
-Every answer is counted by result (`/metrics`), and refusals and duplicates are written
-to the store's intake log: `!health` reports signature failures from it, and
-`forge-notifier events` shows them beside the deliveries.
+Every answer is counted by result (`/metrics`), and refusals and duplicates are counted
+in the store's intake log (in memory, written in batches): `!health` reports signature
+failures from it, and `forge-notifier events` shows them beside the deliveries.
 """
 
 from __future__ import annotations
@@ -185,7 +185,7 @@ class WebhookReceiver:
         )
         self._metrics.delivery(diagnostics.DUPLICATE)
         reason = "same delivery id, or same event and body"
-        await self._log_intake(
+        self._store.record_intake(
             IntakeEntry(
                 time.time(),
                 diagnostics.DUPLICATE,
@@ -220,17 +220,10 @@ class WebhookReceiver:
             _event_header(request),
             remote=request.remote,
         )
-        await self._log_intake(entry)
+        self._store.record_intake(entry)
         return web.json_response(
             {"status": "error", "reason": refusal.reason}, status=refusal.status
         )
-
-    async def _log_intake(self, entry: IntakeEntry) -> None:
-        """Best effort: the answer to the forge never depends on the intake log."""
-        try:
-            await self._store.log_intake(entry)
-        except sqlite3.Error:
-            log.warning("could not record %s request in the intake log", entry.result)
 
 
 def _event_header(request: web.Request) -> str | None:
