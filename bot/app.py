@@ -50,6 +50,7 @@ from core.settings import ConfigError, Settings
 from core.store import Store
 from core.wakeup import Wakeup
 from receiver.app import create_app
+from receiver.server import runner_options
 from receiver.webhook import WebhookConfig, WebhookReceiver
 
 log = logging.getLogger(__name__)
@@ -297,7 +298,7 @@ async def serve(
     notifier = notifier or SystemdNotifier(None)
     app = build_app(settings, on_fatal)
     runner = web.AppRunner(
-        app, handle_signals=False, access_log=None, shutdown_timeout=REQUEST_DRAIN_S
+        app, handle_signals=False, shutdown_timeout=REQUEST_DRAIN_S, **runner_options(app)
     )
     keep_alive = asyncio.create_task(notifier.keep_alive(), name="systemd-keep-alive")
     try:

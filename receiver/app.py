@@ -11,9 +11,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from prometheus_client.exposition import choose_encoder
 
 from core.metrics import Scrape
+from receiver.metrics_format import encode
+from receiver.server import REFUSALS
 from receiver.webhook import WebhookReceiver
 
 HealthSource = Callable[[], Awaitable[dict[str, Any]]]
@@ -36,6 +37,7 @@ def create_app(
     Without a metrics source there is no `/metrics` route.
     """
     app = web.Application(client_max_size=max_body_bytes + _READ_SLACK)
+    app[REFUSALS] = webhook.refusals  # aiohttp's own refusals (bad HTTP) are counted with ours
 
     async def health_view(_: web.Request) -> web.Response:
         return web.json_response(await health())
@@ -52,8 +54,7 @@ def _metrics_view(
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def metrics_view(request: web.Request) -> web.Response:
         # The scraper's Accept header picks the format: Prometheus text, or OpenMetrics.
-        encode, content_type = choose_encoder(request.headers.get("Accept", ""))
-        body = encode(await scrape())
+        body, content_type = encode(await scrape(), request.headers.get("Accept", ""))
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     return metrics_view
