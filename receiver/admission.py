@@ -4,8 +4,8 @@ A body must be read whole before its signature can be checked, so a flood of lar
 bodies would otherwise all sit in memory at once. `BodyBudget` caps the body bytes held by
 all requests together: a request reserves its declared length (or the per-request limit
 when it declares none) before reading, waits briefly when the budget is spent, and is
-answered 503 with Retry-After when it stays spent. `read_body` bounds the time a client
-may take to send the body, and its size.
+answered 503 with Retry-After when it stays spent (or too many already wait).
+`read_body` bounds the time a client may take to send the body, and its size.
 """
 
 from __future__ import annotations
@@ -39,11 +39,18 @@ class BodyIncomplete(Exception):
 
 
 class BodyBudget:
-    """Body bytes in memory across all requests, at most `capacity` (FIFO among waiters)."""
+    """Body bytes in memory across all requests, at most `capacity`.
 
-    def __init__(self, capacity: int) -> None:
+    At most `max_waiting` requests wait for it; beyond that a request is refused at once:
+    a waiting connection is not read, but aiohttp still buffers a few hundred KB of its
+    body, so an unbounded queue of waiters would be unbounded memory by another name.
+    """
+
+    def __init__(self, capacity: int, max_waiting: int) -> None:
         self.capacity = capacity
+        self.max_waiting = max_waiting
         self.in_use = 0
+        self.waiting = 0
         self._freed = asyncio.Condition()
 
     @contextlib.asynccontextmanager
@@ -51,11 +58,8 @@ class BodyBudget:
         """Reserve `size` bytes (at most the capacity) for the block, waiting up to `wait_s`."""
         size = min(size, self.capacity)
         async with self._freed:
-            try:
-                async with asyncio.timeout(wait_s):
-                    await self._freed.wait_for(lambda: self.in_use + size <= self.capacity)
-            except TimeoutError:
-                raise BudgetSpent from None
+            if self.in_use + size > self.capacity:
+                await self._wait(size, wait_s)
             self.in_use += size
         try:
             yield
@@ -63,6 +67,19 @@ class BodyBudget:
             async with self._freed:
                 self.in_use -= size
                 self._freed.notify_all()
+
+    async def _wait(self, size: int, wait_s: float) -> None:
+        """Called with the condition's lock held."""
+        if self.waiting >= self.max_waiting:
+            raise BudgetSpent
+        self.waiting += 1
+        try:
+            async with asyncio.timeout(wait_s):
+                await self._freed.wait_for(lambda: self.in_use + size <= self.capacity)
+        except TimeoutError:
+            raise BudgetSpent from None
+        finally:
+            self.waiting -= 1
 
 
 async def read_body(request: web.Request, limit: int, timeout_s: float) -> bytes:

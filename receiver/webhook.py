@@ -79,6 +79,7 @@ class WebhookConfig:
     body_timeout_s: float = 10.0  # the whole body, from the handler's start (Gitea: 5 s)
     budget_wait_s: float = 3.0  # how long a body may wait for the in-flight budget
     bytes_in_flight: int | None = None  # None: BUDGET_BODIES x max_body_bytes
+    max_waiting: int = 16  # requests waiting for the budget; more are answered 503 at once
 
     def ignores(self, event: AnnouncedEvent | None) -> bool:
         return isinstance(event, PushEvent) and event.actor.lower() in self.ignore_pushers
@@ -118,7 +119,7 @@ class WebhookReceiver:
         self._store_errors = RefusalLog(
             log, lines_per_window=5, level=logging.ERROR, what="deliveries not stored"
         )
-        self._budget = BodyBudget(config.budget_bytes)
+        self._budget = BodyBudget(config.budget_bytes, config.max_waiting)
 
     @property
     def bytes_in_flight(self) -> int:

@@ -21,6 +21,7 @@ import pytest
 
 from bot.sample import sample_push, sign_delivery
 from core.store import Store
+from receiver.admission import BodyBudget, BudgetSpent
 from receiver.signature import sign
 from tests.unit.hostile_server import SECRET, Served, post_head, serving, webhook_config
 
@@ -219,3 +220,20 @@ async def test_malformed_http_is_logged_one_line_each_rate_limited_without_trace
     lines = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(lines) == 10  # RefusalLog's lines per minute; the rest go into the summary
     assert all("\n" not in r.getMessage() for r in lines)
+
+
+async def test_past_the_waiting_room_a_request_is_refused_at_once() -> None:
+    budget = BodyBudget(capacity=10, max_waiting=1)
+    async with budget.hold(10, wait_s=5):
+        waiter = asyncio.create_task(_hold_briefly(budget, 4))
+        await _until(lambda: budget.waiting == 1)
+        with pytest.raises(BudgetSpent):
+            async with budget.hold(1, wait_s=5):
+                pass  # pragma: no cover - never admitted
+    assert await waiter == 4  # the first waiter got in once the 10 bytes were released
+    assert (budget.in_use, budget.waiting) == (0, 0)
+
+
+async def _hold_briefly(budget: BodyBudget, size: int) -> int:
+    async with budget.hold(size, wait_s=5):
+        return budget.in_use
