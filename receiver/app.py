@@ -39,6 +39,11 @@ def create_app(
     app = web.Application(client_max_size=max_body_bytes + _READ_SLACK)
     app[REFUSALS] = webhook.refusals  # aiohttp's own refusals (bad HTTP) are counted with ours
 
+    async def summarize_refusals(_: web.Application) -> None:
+        webhook.close_logs()
+
+    app.on_cleanup.append(summarize_refusals)
+
     async def health_view(_: web.Request) -> web.Response:
         return web.json_response(await health())
 

@@ -121,6 +121,11 @@ class WebhookReceiver:
         )
         self._budget = BodyBudget(config.budget_bytes, config.max_waiting)
 
+    def close_logs(self) -> None:
+        """At shutdown: the summaries of refusals not yet logged one by one."""
+        for rate_limited in (self.refusals, self._duplicates, self._store_errors):
+            rate_limited.close()
+
     @property
     def bytes_in_flight(self) -> int:
         """Body bytes reserved by requests being read or handled now."""

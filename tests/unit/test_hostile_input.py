@@ -217,9 +217,13 @@ async def test_malformed_http_is_logged_one_line_each_rate_limited_without_trace
         answers = [await served.exchange(junk[i % 2]) for i in range(30)]
     assert all(answer.startswith(b"HTTP/1.0 400 Bad Request") for answer in answers)
     assert _errors(caplog) == []
-    lines = [r for r in caplog.records if r.levelno >= logging.WARNING]
-    assert len(lines) == 10  # RefusalLog's lines per minute; the rest go into the summary
-    assert all("\n" not in r.getMessage() for r in lines)
+    lines = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(lines) == 11  # RefusalLog's 10 lines a minute, then the summary at shutdown
+    assert all("\n" not in line for line in lines)
+    assert lines[0].startswith("request from 127.0.0.1 refused: 400 Invalid header token: b'Bad")
+    assert lines[10] == (
+        "30 requests refused in the last minute: 400x30 (20 not logged one by one)"
+    )
 
 
 async def test_past_the_waiting_room_a_request_is_refused_at_once() -> None:
