@@ -55,21 +55,26 @@ class BodyBudget:
 
     @contextlib.asynccontextmanager
     async def hold(self, size: int, wait_s: float) -> AsyncIterator[None]:
-        """Reserve `size` bytes (at most the capacity) for the block, waiting up to `wait_s`."""
+        """Reserve `size` bytes (at most the capacity) for the block, waiting up to `wait_s`.
+
+        The common case (room to spare, nobody waiting) takes no lock: nothing awaits
+        between the check and the reservation.
+        """
         size = min(size, self.capacity)
-        async with self._freed:
-            if self.in_use + size > self.capacity:
+        if self.waiting or self.in_use + size > self.capacity:
+            async with self._freed:
                 await self._wait(size, wait_s)
-            self.in_use += size
+        self.in_use += size
         try:
             yield
         finally:
-            async with self._freed:
-                self.in_use -= size
-                self._freed.notify_all()
+            self.in_use -= size
+            if self.waiting:
+                async with self._freed:
+                    self._freed.notify_all()
 
     async def _wait(self, size: int, wait_s: float) -> None:
-        """Called with the condition's lock held."""
+        """Called with the condition's lock held; returns with room for `size`."""
         if self.waiting >= self.max_waiting:
             raise BudgetSpent
         self.waiting += 1
@@ -88,19 +93,28 @@ async def read_body(request: web.Request, limit: int, timeout_s: float) -> bytes
     Read here rather than with `request.read()`, whose errors (a client gone mid-body, a
     malformed chunked encoding) would escape as 500s with a traceback each.
     """
-    chunks: list[bytes] = []
-    size = 0
+    length = request.content_length
+    if length is not None and length > limit:
+        raise BodyTooLarge
     try:
         async with asyncio.timeout(timeout_s):
-            async for chunk in request.content.iter_chunked(READ_CHUNK):
-                size += len(chunk)
-                if size > limit:
-                    raise BodyTooLarge
-                chunks.append(chunk)
+            if length is not None:  # framed by aiohttp's parser: exactly this many bytes
+                return await request.content.readexactly(length) if length else b""
+            return await _read_chunked(request, limit)
     except TimeoutError:
         raise BodyTimeout from None
-    except (RequestPayloadError, ConnectionError):
+    except (RequestPayloadError, ConnectionError, asyncio.IncompleteReadError):
         raise BodyIncomplete from None
+
+
+async def _read_chunked(request: web.Request, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(READ_CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
     return b"".join(chunks)
 
 
