@@ -6,8 +6,10 @@ import asyncio
 import logging
 
 import pytest
+from aiohttp.http_exceptions import LineTooLong
 
 from receiver.refusal_log import RefusalLog, printable
+from receiver.server import ProtocolLog, server_error_log
 
 LOGGER = "tests.refusals"
 
@@ -68,3 +70,27 @@ async def test_the_summary_comes_at_the_end_of_the_window_without_more_refusals(
 def test_client_text_becomes_one_short_line() -> None:
     assert printable("a\nb\x1b[31m") == "a\\nb\\x1b[31m"
     assert printable("x" * 500, limit=10) == "x" * 9 + "…"
+
+
+def test_aiohttp_errors_a_handler_raised_keep_a_traceback_but_only_a_few_a_minute(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    protocol_log = ProtocolLog(RefusalLog(logging.getLogger(LOGGER)), server_error_log())
+    for _ in range(20):
+        try:
+            raise RuntimeError("a bug")
+        except RuntimeError as exc:
+            protocol_log.exception("Error handling request from %s", "10.0.0.9", exc_info=exc)
+    errors = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert len(errors) == 5
+    assert all(r.levelno == logging.ERROR and r.exc_info for r in errors)
+
+
+def test_aiohttp_parse_errors_are_refusals_of_one_line(caplog: pytest.LogCaptureFixture) -> None:
+    protocol_log = ProtocolLog(RefusalLog(logging.getLogger(LOGGER)), server_error_log())
+    exc = LineTooLong(b"x" * 9000, 8190)
+    protocol_log.exception("Error handling request from %s", "10.0.0.9", exc_info=exc)
+    [record] = caplog.records
+    assert (record.name, record.levelno, record.exc_info) == (LOGGER, logging.WARNING, None)
+    assert record.getMessage().startswith("request from 10.0.0.9 refused: 400 Got more than")
+    assert len(record.getMessage()) < 200
