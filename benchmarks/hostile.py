@@ -7,7 +7,8 @@ client is this process. Run from a tree's root, so the same script measures any 
 
     python -m benchmarks.hostile [--requests 10000] [--big 200]
 
-Phases: (1) a flood of `--big` concurrent 4 MB bodies with bad signatures (memory);
+Phases: (1) a flood of `--big` concurrent 4 MB bodies with bad signatures (memory), while
+50 genuine deliveries are sent one by one;
 (2) the mix in `_mix`, 50 at a time; (3) 200 stalled connections (half a head, half a
 body) and how many the server still holds open after 15 s. `--requests` counts all three.
 Nothing here is asserted.
@@ -44,6 +45,7 @@ BIG = 4 * 1024 * 1024
 HELD_AFTER_S = 15.0
 CONCURRENCY = 50
 STALLED = 200
+GENUINE = 50  # signed deliveries sent during the flood of large bodies
 
 
 # --- the server (subprocess) -------------------------------------------------------------
@@ -252,6 +254,23 @@ async def _big_flood(url: str, n: int) -> collections.Counter[int]:
     return statuses
 
 
+async def _valid_meanwhile(url: str, n: int) -> collections.Counter[int]:
+    """Genuine deliveries sent one after another (as Gitea does) with Gitea's 5 s timeout."""
+    statuses: collections.Counter[int] = collections.Counter()
+    timeout = aiohttp.ClientTimeout(total=5)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        for i in range(n):
+            delivery = sign_delivery(sample_push(message=f"genuine {i}"), SECRET)
+            try:
+                async with session.post(
+                    f"{url}/webhook/gitea", data=delivery.body, headers=delivery.headers
+                ) as r:
+                    statuses[r.status] += 1
+            except (aiohttp.ClientError, OSError, TimeoutError):
+                statuses[0] += 1
+    return statuses
+
+
 async def _stalled(port: int, n: int) -> int:
     """Open `n` stalled connections; how many are still open after HELD_AFTER_S."""
 
@@ -293,9 +312,11 @@ async def _client(args: argparse.Namespace) -> dict[str, Any]:
         url = f"http://127.0.0.1:{port}"
         rss_start, _ = memory_mb(server.pid)
         started = time.monotonic()
-        big = await _big_flood(url, args.big)
+        big, genuine = await asyncio.gather(
+            _big_flood(url, args.big), _valid_meanwhile(url, GENUINE)
+        )
         rss_after_big, peak_big = memory_mb(server.pid)
-        mix = await _run_mix(url, args.requests - args.big - STALLED)
+        mix = await _run_mix(url, args.requests - args.big - GENUINE - STALLED)
         held = await _stalled(port, STALLED)
         rss_end, peak = memory_mb(server.pid)
         elapsed = time.monotonic() - started
@@ -306,6 +327,7 @@ async def _client(args: argparse.Namespace) -> dict[str, Any]:
         "requests": args.requests,
         "seconds": round(elapsed, 1),
         "big_bodies": dict(big),
+        "genuine_during_big_flood": dict(genuine),
         "mix": {kind: dict(counter) for kind, counter in sorted(mix.items())},
         # 503 with Retry-After is the body budget's answer (a bounded refusal); others are bugs.
         "5xx_not_503": sum(

@@ -69,6 +69,10 @@ REFUSAL_RESULTS = {
 RETRY_AFTER_S = 5
 # Body bytes in flight across all requests, as a multiple of the per-request limit.
 BUDGET_BODIES = 4
+# Bodies up to this size (every real Gitea payload but huge pushes) have a budget of their
+# own, so a flood of large forged bodies cannot starve the forge's deliveries.
+SMALL_BODY = 64 * 1024
+SMALL_BUDGET = 64 * SMALL_BODY
 
 
 @dataclass(frozen=True)
@@ -120,6 +124,7 @@ class WebhookReceiver:
             log, lines_per_window=5, level=logging.ERROR, what="deliveries not stored"
         )
         self._budget = BodyBudget(config.budget_bytes, config.max_waiting)
+        self._small_budget = BodyBudget(SMALL_BUDGET, config.max_waiting * 4)
 
     def close_logs(self) -> None:
         """At shutdown: the summaries of refusals not yet logged one by one."""
@@ -129,7 +134,7 @@ class WebhookReceiver:
     @property
     def bytes_in_flight(self) -> int:
         """Body bytes reserved by requests being read or handled now."""
-        return self._budget.in_use
+        return self._budget.in_use + self._small_budget.in_use
 
     async def handle(self, request: web.Request) -> web.Response:
         try:
@@ -157,7 +162,8 @@ class WebhookReceiver:
             raise Refusal(413, "body too large")
         size = declared_size(request, self._config.max_body_bytes)
         try:
-            async with self._budget.hold(size, self._config.budget_wait_s):
+            budget = self._small_budget if size <= SMALL_BODY else self._budget
+            async with budget.hold(size, self._config.budget_wait_s):
                 yield
         except BudgetSpent:
             raise Refusal(503, "too many request bodies in flight; retry later") from None

@@ -177,17 +177,26 @@ async def test_an_oversized_delivery_or_event_header_is_refused(
 
 
 async def test_bodies_beyond_the_budget_in_flight_are_answered_503(store: Store) -> None:
-    """One stalled 40 KB body holds the whole budget: the next request cannot get its bytes."""
-    config = webhook_config(bytes_in_flight=50_000, budget_wait_s=0.05, body_timeout_s=5.0)
+    """One stalled 400 KB body holds the whole budget: the next large one cannot get its bytes,
+    while a delivery of ordinary size still goes through (small bodies have their own)."""
+    config = webhook_config(
+        max_body_bytes=1024 * 1024,
+        bytes_in_flight=500_000,
+        budget_wait_s=0.05,
+        body_timeout_s=5.0,
+    )
     async with serving(store, config) as served:
         _, stalled = await served.connect()
-        stalled.write(post_head(40_000) + b"{")
-        await _until(lambda: served.receiver.bytes_in_flight == 40_000)
-        big = b"{" + b" " * 20_000 + b"}"
+        stalled.write(post_head(400_000) + b"{")
+        await _until(lambda: served.receiver.bytes_in_flight == 400_000)
+        big = b"{" + b" " * 200_000 + b"}"
         status, answer, response = await _post(served, big, _signed_headers(big))
+        delivery = sign_delivery(sample_push(), SECRET)
+        small_status, _, _ = await _post(served, delivery.body, delivery.headers)
         stalled.close()
     assert (status, answer["reason"]) == (503, "too many request bodies in flight; retry later")
     assert response.headers["Retry-After"] == "5"
+    assert small_status == 202
 
 
 async def test_the_budget_is_released_after_each_request(store: Store) -> None:
