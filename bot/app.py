@@ -57,6 +57,7 @@ from core.store import Store
 from core.trust import TrustPolicy
 from core.wakeup import Wakeup
 from receiver.app import create_app
+from receiver.server import runner_options
 from receiver.webhook import WebhookConfig, WebhookReceiver
 
 log = logging.getLogger(__name__)
@@ -320,7 +321,7 @@ async def serve(
     notifier = notifier or SystemdNotifier(None)
     app = build_app(settings, on_fatal)
     runner = web.AppRunner(
-        app, handle_signals=False, access_log=None, shutdown_timeout=REQUEST_DRAIN_S
+        app, handle_signals=False, shutdown_timeout=REQUEST_DRAIN_S, **runner_options(app)
     )
     keep_alive = asyncio.create_task(notifier.keep_alive(), name="systemd-keep-alive")
     try:

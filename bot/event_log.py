@@ -19,6 +19,7 @@ RESULT_WIDTH = 60
 
 def _from_intake(entry: IntakeEntry) -> LoggedDelivery:
     detail = f"{entry.status} {entry.reason}" if entry.reason else str(entry.status)
+    detail = f"{entry.count}x {detail}" if entry.count > 1 else detail
     if entry.remote:
         detail += f", from {entry.remote}"
     return LoggedDelivery(

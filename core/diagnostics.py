@@ -17,6 +17,7 @@ INVALID = "invalid"
 TOO_LARGE = "too_large"
 UNSUPPORTED_TYPE = "unsupported_type"
 STORE_ERROR = "error"
+BUSY = "busy"  # 503: the body budget stayed spent (a flood of large bodies)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +26,9 @@ class IntakeEntry:
 
     Nothing here is trusted for a refusal: the body was not verified, so no repository is
     read from it; the event and delivery headers are kept because they are what the
-    operator compares with Gitea's "Recent Deliveries" list.
+    operator compares with Gitea's "Recent Deliveries" list. `count` is how many identical
+    requests the entry stands for: refusals are aggregated in memory and written in
+    batches, one row per kind of refusal and remote (the newest time and delivery id kept).
     """
 
     at: float
@@ -36,6 +39,7 @@ class IntakeEntry:
     event: str | None = None
     repo: str | None = None
     remote: str | None = None
+    count: int = 1
 
 
 @dataclass(frozen=True, slots=True)

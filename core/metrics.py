@@ -30,6 +30,7 @@ DELIVERY_RESULTS = (
     diagnostics.TOO_LARGE,
     diagnostics.UNSUPPORTED_TYPE,
     diagnostics.STORE_ERROR,
+    diagnostics.BUSY,
 )
 SENT, RETRIED, FAILED = "sent", "retried", "failed"
 MESSAGE_RESULTS = (SENT, RETRIED, FAILED)

@@ -36,6 +36,8 @@ from core.diagnostics import (
     SendErrorSummary,
 )
 from core.group_commit import GroupCommit, GroupCommitClosed
+from core.intake_batch import FLUSH_EVERY_S as INTAKE_FLUSH_S
+from core.intake_batch import IntakeBatcher
 from core.migrations import MIGRATIONS, TRUST_VERSION
 from core.records import (
     Delivery,
@@ -87,9 +89,13 @@ _DELIVERY_COLUMNS = (
 class Store:
     """Async access to the daemon's durable state."""
 
-    def __init__(self, path: Path) -> None:
-        """Nothing is opened here: `open()` runs in the daemon's startup, before listening."""
+    def __init__(self, path: Path, intake_flush_s: float = INTAKE_FLUSH_S) -> None:
+        """Nothing is opened here: `open()` runs in the daemon's startup, before listening.
+
+        `intake_flush_s`: how long refusals are counted in memory before a batch is written.
+        """
         self.path = path
+        self._intake_flush_s = intake_flush_s
         self._db: aiosqlite.Connection | None = None
         self._intake_db: aiosqlite.Connection | None = None  # only GroupCommit's writer uses it
         self._lock = asyncio.Lock()  # the main connection: one statement or transaction at once
@@ -99,6 +105,7 @@ class Store:
         self._write_lock = asyncio.Lock()
         self._routing_lock = asyncio.Lock()  # see `routing()`
         self._deliveries = self._delivery_writer()
+        self._intake_batch = IntakeBatcher(self.log_intake, intake_flush_s)
 
     def _delivery_writer(self) -> GroupCommit[NewDelivery, bool]:
         return GroupCommit(
@@ -110,6 +117,7 @@ class Store:
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._deliveries = self._delivery_writer()
+        self._intake_batch = IntakeBatcher(self.log_intake, self._intake_flush_s)
         self._db = await aiosqlite.connect(self.path, isolation_level=None)
         self._db.row_factory = aiosqlite.Row
         for pragma in PRAGMAS:
@@ -150,6 +158,8 @@ class Store:
     async def close(self) -> None:
         """Deliveries already submitted are committed first; later ones are refused."""
         await self._deliveries.close()
+        if self._db is not None:
+            await self._intake_batch.close()  # refusals counted in memory, written now
         if self._intake_db is not None:
             await self._intake_db.close()
             self._intake_db = None
@@ -690,23 +700,33 @@ class Store:
 
     # --- intake log and event log ------------------------------------------------------
 
-    async def log_intake(self, entry: IntakeEntry) -> None:
-        """Record a refused or duplicate request, keeping only the newest INTAKE_LOG_MAX_ROWS:
-        a flood of junk must not grow the file between two hourly prunes (age is `prune`'s)."""
+    def record_intake(self, entry: IntakeEntry) -> None:
+        """Count a refused or duplicate request; written within a second, batched with others
+        (no write transaction per request: see `core.intake_batch`)."""
+        self._intake_batch.add(entry)
+
+    async def log_intake(self, *entries: IntakeEntry) -> None:
+        """Write intake entries in one transaction, keeping only the newest
+        INTAKE_LOG_MAX_ROWS rows: a flood of junk must not grow the file between two
+        hourly prunes (age is `prune`'s)."""
         async with self._transaction() as conn:
-            cursor = await conn.execute(
+            await conn.executemany(
                 "INSERT INTO intake_log (at, result, status, reason, delivery_id, event, repo,"
-                " remote) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                astuple(entry),
+                " remote, count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [astuple(entry) for entry in entries],
             )
-            newest = cursor.lastrowid or 0
+            async with conn.execute("SELECT MAX(id) FROM intake_log") as cursor:
+                row = await cursor.fetchone()
+            newest = row[0] if row and row[0] is not None else 0
             await conn.execute(
                 "DELETE FROM intake_log WHERE id <= ?", (newest - INTAKE_LOG_MAX_ROWS,)
             )
 
     async def intake_summary(self, result: str, since: float) -> IntakeSummary:
+        """How many requests of `result` arrived since `since` (rows carry counts)."""
+        await self._intake_batch.flush()
         rows = await self._fetchall(
-            "SELECT COUNT(*) AS n, MAX(id) AS last FROM intake_log WHERE result = ? AND at >= ?",
+            "SELECT SUM(count) AS n, MAX(id) AS last FROM intake_log WHERE result = ? AND at >= ?",
             (result, since),
         )
         if not rows[0]["n"]:
@@ -755,9 +775,11 @@ class Store:
 
     async def intake_log(self, limit: int, repo: str | None = None) -> list[IntakeEntry]:
         """The newest refused or duplicate requests (with `repo`: only that repo's duplicates)."""
+        await self._intake_batch.flush()
         where, params = ("WHERE lower(repo) = ?", [repo.lower()]) if repo else ("", [])
         rows = await self._fetchall(
-            "SELECT at, result, status, reason, delivery_id, event, repo, remote FROM intake_log"
+            "SELECT at, result, status, reason, delivery_id, event, repo, remote, count"
+            " FROM intake_log"
             f" {where} ORDER BY id DESC LIMIT ?",
             [*params, limit],
         )

@@ -24,9 +24,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from prometheus_client.exposition import choose_encoder
 
 from core.metrics import Scrape
+from receiver.metrics_format import encode
+from receiver.server import REFUSALS
 from receiver.webhook import WebhookReceiver
 
 HealthSource = Callable[[], Awaitable[dict[str, Any]]]
@@ -51,6 +52,12 @@ def create_app(
     loopback clients see the full health snapshot.
     """
     app = web.Application(client_max_size=max_body_bytes + _READ_SLACK)
+    app[REFUSALS] = webhook.refusals  # aiohttp's own refusals (bad HTTP) are counted with ours
+
+    async def summarize_refusals(_: web.Application) -> None:
+        webhook.close_logs()
+
+    app.on_cleanup.append(summarize_refusals)
 
     app.router.add_post(WEBHOOK_PATH, webhook.handle)
     app.router.add_get(HEALTH_PATH, health_view(health, api_token))
@@ -117,8 +124,7 @@ def _metrics_view(
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
     async def metrics_view(request: web.Request) -> web.Response:
         # The scraper's Accept header picks the format: Prometheus text, or OpenMetrics.
-        encode, content_type = choose_encoder(request.headers.get("Accept", ""))
-        body = encode(await scrape())
+        body, content_type = encode(await scrape(), request.headers.get("Accept", ""))
         return web.Response(body=body, headers={"Content-Type": content_type})
 
     return metrics_view

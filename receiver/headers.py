@@ -21,7 +21,10 @@ DELIVERY_HEADERS = (
     "X-Gogs-Delivery",
     "X-GitHub-Delivery",
 )
-MAX_HEADER_VALUE = 200
+# Gitea's delivery ids are UUIDs (36 characters) and its longest event type is under 40:
+# anything far longer is not a forge, and would be stored and shown in every health view.
+MAX_DELIVERY_ID = 128
+MAX_EVENT_HEADER = 64
 _PRINTABLE_ASCII = re.compile(r"^[\x20-\x7e]+$")
 
 
@@ -29,21 +32,23 @@ class HeaderError(ValueError):
     """An event or delivery header that no forge would send (it is not signed, so check it)."""
 
 
-def _first(headers: Mapping[str, str], names: tuple[str, ...]) -> str | None:
+def _first(headers: Mapping[str, str], names: tuple[str, ...], limit: int) -> str | None:
     for name in names:
         value = headers.get(name, "").strip()
         if not value:
             continue
+        if len(value) > limit:
+            raise HeaderError(f"{name} header longer than {limit} characters")
         if not _PRINTABLE_ASCII.match(value):
             raise HeaderError(f"invalid {name} header")
-        return value[:MAX_HEADER_VALUE]
+        return value
     return None
 
 
 def event_kind(headers: Mapping[str, str]) -> str | None:
-    value = _first(headers, EVENT_HEADERS)
+    value = _first(headers, EVENT_HEADERS, MAX_EVENT_HEADER)
     return value.lower() if value else None
 
 
 def delivery_id(headers: Mapping[str, str]) -> str | None:
-    return _first(headers, DELIVERY_HEADERS)
+    return _first(headers, DELIVERY_HEADERS, MAX_DELIVERY_ID)

@@ -20,6 +20,7 @@ from bot.sample import sample_push, sign_delivery
 from core.events import PayloadError, parse_event
 from core.store import Store
 from receiver.app import create_app
+from receiver.headers import MAX_EVENT_HEADER
 from receiver.signature import sign
 from receiver.webhook import WebhookConfig, WebhookReceiver
 
@@ -62,7 +63,7 @@ async def client(store: Store) -> AsyncIterator[TestClient]:
 
 def _acceptable(event: str, payload: Any) -> bool:
     """What the receiver must accept: an event header and a payload valid for that kind."""
-    if not event:
+    if not event or len(event) > MAX_EVENT_HEADER:  # an over-long header is refused unread
         return False
     try:
         parse_event(event.lower()[:200], payload)
