@@ -62,7 +62,10 @@ async def test_encrypted_room_commands_notices_and_restart(
     after = f"enc-after-{tag}"
     await push(daemon, repo, after)
     await carol.wait_for(room, decrypted_notice(bot, after), timeout=30)
-    assert "cannot decrypt" not in daemon.log()
+    # This room's only: the bot account is also in other tests' encrypted rooms, whose
+    # history was encrypted for devices of other state directories.
+    undecryptable = [line for line in daemon.log().splitlines() if "cannot decrypt" in line]
+    assert not [line for line in undecryptable if room in line]
 
 
 async def test_sigkill_in_an_encrypted_room_loses_and_duplicates_nothing(
