@@ -90,8 +90,9 @@ INTAKE_PRAGMAS = (
     f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}",
 )
 QUICK_CHECK_ROWS = 5  # problems reported at start: enough to tell corruption apart
-# Rows per retention transaction: a few milliseconds of write lock each (see `prune`).
-PRUNE_BATCH = 1000
+# Rows per retention transaction: at most ~20 ms of write lock each, even for deliveries
+# with 8 KB payloads (measured: 1,000 of those took ~40 ms to delete; see `prune`).
+PRUNE_BATCH = 500
 PRUNE_INTAKE_LOG = (
     "DELETE FROM intake_log WHERE id IN (SELECT id FROM intake_log WHERE at < ? LIMIT ?)"
 )
