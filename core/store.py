@@ -4,9 +4,10 @@ One aiosqlite connection in WAL mode, autocommit off by hand: every write runs i
 explicit `BEGIN IMMEDIATE` transaction under an asyncio lock, because the receiver and
 the bot share the connection and their statements must not interleave inside one
 transaction. A delivery is committed before the receiver answers 2xx: on a connection of
-its own, so a webhook never waits behind the bot's reads (a second asyncio lock orders the
-write transactions of both connections), and deliveries arriving together share one
-INSERT (`GroupCommit`). A message is marked sent only after the homeserver accepted it.
+its own, with `synchronous=FULL` (the WAL is fsynced before the 2xx), so a webhook never
+waits behind the bot's reads (a second asyncio lock orders the write transactions of both
+connections), and deliveries arriving together share one INSERT and one fsync
+(`GroupCommit`). A message is marked sent only after the homeserver accepted it.
 While the daemon runs, WAL checkpoints happen on a third connection
 (`checkpoint_forever`), never inside a request's commit.
 """
@@ -241,14 +242,22 @@ class Store:
             )
 
     async def close(self) -> None:
-        """Deliveries already submitted are committed first; later ones are refused."""
-        await self._deliveries.close()
-        if self._intake_db is not None:
-            await self._intake_db.close()
-            self._intake_db = None
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        """Deliveries already submitted are committed first; later ones are refused.
+
+        Both connections are closed even when closing one fails (the disk, at the last
+        checkpoint): each leaves a worker thread behind that would keep the process alive.
+        """
+        intake, main = self._intake_db, self._db
+        try:
+            await self._deliveries.close()
+        finally:
+            self._intake_db = self._db = None
+            try:
+                if intake is not None:
+                    await intake.close()
+            finally:
+                if main is not None:
+                    await main.close()
 
     async def _close_quietly(self) -> None:
         """On an error path: close whatever is open; the first error is the one to report."""
@@ -654,7 +663,7 @@ class Store:
         await self._set_autocheckpoint(0)
         checkpointer = await aiosqlite.connect(self.path, isolation_level=None)
         try:
-            await checkpointer.execute("PRAGMA busy_timeout=1000")
+            await checkpointer.execute("PRAGMA busy_timeout=200")  # bounds TRUNCATE's wait
             await checkpointer.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
             frames_before = -1
             while True:

@@ -8,6 +8,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -158,3 +159,41 @@ async def test_a_good_database_still_opens_after_a_refusal(tmp_path: Path) -> No
     await store.open()
     assert await store.recent_deliveries() == []
     await store.close()
+
+
+async def test_close_closes_the_main_connection_even_when_the_intake_one_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = Store(tmp_path / "db.sqlite3")
+    before = _worker_threads()
+    await store.open()
+    assert store._intake_db is not None
+
+    async def failing_close() -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    real_close = store._intake_db.close
+    monkeypatch.setattr(store._intake_db, "close", failing_close)
+    with pytest.raises(sqlite3.OperationalError):
+        await store.close()
+    await real_close()  # the test's own cleanup of the connection it broke
+    for thread in _worker_threads() - before:
+        thread.join(timeout=10)
+        assert not thread.is_alive()
+
+
+def test_events_on_a_corrupt_database_exits_instead_of_hanging(tmp_path: Path) -> None:
+    (tmp_path / "forge-notifier.sqlite3").write_bytes(os.urandom(4096))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "events", "--state-dir", str(tmp_path)],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=10,  # it hung for good before: TimeoutExpired fails the test
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
