@@ -121,6 +121,7 @@ DROP_PAYLOADS = (
 DELIVERY_BATCH = 110
 # How often `checkpoint_forever` copies the WAL back into the database file.
 CHECKPOINT_EVERY_S = 1.0
+CHECKPOINT_LOG_EVERY = 600  # a failing checkpoint is logged at its 1st, 601st… round
 SQLITE_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default, restored when checkpointing stops
 _DELIVERY_COLUMNS = (
     "delivery_id, event, body_sha256, repo, payload, received_at, status, note, private"
@@ -665,13 +666,16 @@ class Store:
         try:
             await checkpointer.execute("PRAGMA busy_timeout=200")  # bounds TRUNCATE's wait
             await checkpointer.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
-            frames_before = -1
+            frames_before, failures = -1, 0
             while True:
                 await asyncio.sleep(every_s)
                 try:
                     frames_before = await self._checkpoint_round(checkpointer, frames_before)
+                    failures = 0
                 except sqlite3.Error as exc:  # busy, or the disk: the next round tries again
-                    log.warning("WAL checkpoint failed: %s", exc)
+                    failures += 1
+                    if failures % CHECKPOINT_LOG_EVERY == 1:  # not a line a second for ever
+                        log.warning("WAL checkpoint failed (%d in a row): %s", failures, exc)
         finally:
             await checkpointer.close()
             await self._set_autocheckpoint(SQLITE_AUTOCHECKPOINT_PAGES)

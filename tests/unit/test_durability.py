@@ -108,3 +108,25 @@ async def test_two_send_test_runs_post_two_messages(store: Store, client: TestCl
         answers.append((response.status, (await response.json())["status"]))
     assert answers == [(202, "accepted"), (202, "accepted")]
     assert len(await store.pending_deliveries()) == 2
+
+
+async def test_a_failing_checkpoint_logs_once_not_every_round(
+    store: Store, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    rounds = 0
+
+    async def failing(*_: object) -> int:
+        nonlocal rounds
+        rounds += 1
+        if rounds == 50:
+            checkpoints.cancel()
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(store, "_checkpoint_round", failing)
+    checkpoints = asyncio.create_task(store.checkpoint_forever(every_s=0))
+    with caplog.at_level("WARNING", logger="core.store"):
+        await asyncio.gather(checkpoints, return_exceptions=True)
+    assert rounds == 50
+    assert [r.getMessage() for r in caplog.records] == [
+        "WAL checkpoint failed (1 in a row): disk I/O error"
+    ]
