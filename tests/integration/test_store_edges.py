@@ -5,6 +5,7 @@ exits 2 naming the first, which carries on."""
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import subprocess
 import sys
@@ -14,7 +15,7 @@ import pytest
 
 from core.migrations import MIGRATIONS
 from tests.daemon_process import Daemon
-from tests.integration.conftest import WEBHOOK_SECRET, push
+from tests.integration.conftest import WEBHOOK_SECRET, Homeserver, push
 from tests.unit.test_store_failures import _read_only
 
 pytestmark = pytest.mark.integration
@@ -95,3 +96,24 @@ async def test_a_second_daemon_on_the_same_state_dir_exits_2_naming_the_first(
     assert daemon.health()["matrix"]["connected"] is True
     status, answer, _ = await push(daemon, "acme/after-second", "still here")
     assert (status, answer["status"]) == (202, "accepted")
+
+
+def test_everything_in_the_state_dir_is_private_under_umask_022(
+    homeserver: Homeserver, tmp_path: Path
+) -> None:
+    bot = homeserver.bot
+    daemon = Daemon(homeserver.url, bot.user_id, bot.password, WEBHOOK_SECRET, tmp_path)
+    old = os.umask(0o022)  # inherited by the daemon: what a careless unit file gives it
+    try:
+        daemon.start()
+    finally:
+        os.umask(old)
+    try:
+        modes = {
+            str(path.relative_to(daemon.state_dir)): path.stat().st_mode & 0o777
+            for path in [daemon.state_dir, *daemon.state_dir.rglob("*")]
+        }
+    finally:
+        daemon.stop()
+    assert {"forge-notifier.sqlite3", "matrix-session.json", "lock"} <= modes.keys()
+    assert {name: mode for name, mode in modes.items() if mode & 0o077} == {}
