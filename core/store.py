@@ -82,8 +82,9 @@ MAIN_PRAGMAS = (
 )
 # The intake connection: a delivery is on disk (the WAL fsynced) before the receiver
 # answers 2xx, one fsync per group commit. A database locked by another process answers
-# 503 within INTAKE_BUSY_S, before the forge's own 5 s timeout gives up on the request.
-INTAKE_BUSY_S = 3.0
+# 503 before the forge's own 5 s timeout gives up on the request: a request arriving while
+# a batch waits out the lock waits for that batch and then its own, so twice this.
+INTAKE_BUSY_S = 2.0
 INTAKE_PRAGMAS = (
     "PRAGMA synchronous=FULL",
     "PRAGMA foreign_keys=ON",

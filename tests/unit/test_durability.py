@@ -43,7 +43,8 @@ async def test_the_intake_commits_with_synchronous_full_and_a_short_busy_timeout
 ) -> None:
     intake = store._intake_db
     assert await _pragma(intake, "synchronous") == 2  # FULL: the WAL is fsynced per commit
-    assert await _pragma(intake, "busy_timeout") == int(INTAKE_BUSY_S * 1000) < 5000
+    assert await _pragma(intake, "busy_timeout") == int(INTAKE_BUSY_S * 1000)
+    assert 2 * INTAKE_BUSY_S < 5  # its batch's wait and its own, before the forge gives up
     for connection in (intake, store._db):
         assert await _pragma(connection, "journal_size_limit") == WAL_SIZE_LIMIT
 
@@ -51,7 +52,7 @@ async def test_the_intake_commits_with_synchronous_full_and_a_short_busy_timeout
 async def test_a_database_locked_by_another_process_answers_503(
     store: Store, client: TestClient
 ) -> None:
-    assert store._intake_db is not None  # the 3 s is checked above; this is about the answer
+    assert store._intake_db is not None  # the 2 s is checked above; this is about the answer
     await store._intake_db.execute("PRAGMA busy_timeout=50")
     other = sqlite3.connect(store.path, isolation_level=None)
     other.execute("BEGIN IMMEDIATE")  # holds the write lock, as a stuck sqlite3 shell would
