@@ -1,7 +1,8 @@
 """The `forge-notifier` command line: run, demo, check-config, send-test, hooks, events.
 
-Exit codes: 0 success, 1 runtime failure, 2 configuration error (with one line per
-variable to fix). Secrets and tokens are never printed.
+Exit codes: 0 success, 1 runtime failure (for `run`: also an unusable database, in one
+line naming the file), 2 configuration error (with one line per variable to fix) or, for
+`run`, a state directory another daemon holds. Secrets and tokens are never printed.
 """
 
 from __future__ import annotations
@@ -35,8 +36,11 @@ from bot.gitea_hooks import (
 from bot.login import HomeserverUnavailable, LoginError, log_in
 from bot.supervision import BackgroundTaskFailed
 from bot.systemd_notify import SystemdNotifier
+from core import state_dir
 from core.settings import ConfigError, Settings, load_settings
+from core.state_dir import StateDirBusy
 from core.store import Store
+from core.store_failures import StoreUnusable
 
 log = logging.getLogger(__name__)
 
@@ -147,11 +151,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(settings: Settings, _: argparse.Namespace) -> int:
+    os.umask(os.umask(0o077) | 0o077)  # whatever the daemon creates is its user's alone
+    warn_unsafe_settings(settings)
     try:
-        event_loop.run(_run_until_signalled(settings))
+        with state_dir.exclusive(settings.state_dir):
+            event_loop.run(_run_until_signalled(settings))
     except ConfigError as exc:
         print(f"forge-notifier: configuration error:\n{exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except StateDirBusy as exc:
+        print(f"forge-notifier: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except StoreUnusable as exc:
+        print(f"forge-notifier: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except LoginError as exc:
         print(f"forge-notifier: login refused: {exc}", file=sys.stderr)
         return EXIT_FAILURE
@@ -162,6 +175,23 @@ def _run(settings: Settings, _: argparse.Namespace) -> int:
         print(f"forge-notifier: cannot start: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     return 0
+
+
+def warn_unsafe_settings(settings: Settings) -> None:
+    """At every start, not only in the docs: an operator reading the log must see it."""
+    if not settings.allow_unsigned:
+        return
+    if settings.webhook_secret:
+        log.warning(
+            "NOTIFIER_ALLOW_UNSIGNED=true is set but has no effect: NOTIFIER_WEBHOOK_SECRET"
+            " is set, so every webhook's signature is checked; remove the setting"
+        )
+    else:
+        log.warning(
+            "NOTIFIER_ALLOW_UNSIGNED=true: webhooks are accepted WITHOUT a signature; anyone"
+            " who can reach the receiver can post to every subscribed room. Set"
+            " NOTIFIER_WEBHOOK_SECRET unless this network is trusted and closed"
+        )
 
 
 async def _run_until_signalled(settings: Settings) -> None:
@@ -228,12 +258,11 @@ async def _check_gitea(settings: Settings) -> int:
 
 
 def _send_test(settings: Settings, args: argparse.Namespace) -> int:
-    from bot.sample import post_delivery, sample_push, sign_delivery
+    from bot.sample import post_delivery, send_test_delivery
 
     host = "127.0.0.1" if settings.listen_host in ("0.0.0.0", "::") else settings.listen_host
     url = args.url or f"http://{host}:{settings.listen_port}/webhook/gitea"
-    secret = settings.secret
-    delivery = sign_delivery(sample_push(args.repo, message="forge-notifier send-test"), secret)
+    delivery, nonce = send_test_delivery(args.repo, settings.secret)
 
     async def post() -> tuple[int, dict[str, object]]:
         async with aiohttp.ClientSession() as session:
@@ -244,7 +273,7 @@ def _send_test(settings: Settings, args: argparse.Namespace) -> int:
     except (aiohttp.ClientError, OSError) as exc:
         print(f"Could not reach {url}: {exc}", file=sys.stderr)
         return EXIT_FAILURE
-    print(f"{url} → HTTP {status} {answer}")
+    print(f'{url} → HTTP {status} {answer} (the room gets "forge-notifier send-test {nonce}")')
     return 0 if status in (200, 202) else EXIT_FAILURE
 
 

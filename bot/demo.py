@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import shutil
 import socket
@@ -76,17 +77,33 @@ async def _demo(settings: Settings, user_id: str, password: str, once: bool) -> 
         print("\nThe notice as it landed in the room:\n")
         print("    " + body.replace("\n", "\n    "))
         if not once:
-            print(
-                f"\nThe daemon keeps running: webhooks to {settings.webhook_url} "
-                f"(secret {settings.secret}), "
-                f"homeserver {settings.homeserver}. Ctrl-C stops it."
-            )
+            print(keeps_running_note(settings))
             await asyncio.Event().wait()
         return 0
     finally:
         await driver.close()
         stop.set()
         await daemon
+
+
+def keeps_running_note(settings: Settings) -> str:
+    """Where to send webhooks; the secret goes to a file, never to the screen."""
+    secret_file = _write_secret(settings)
+    return (
+        f"\nThe daemon keeps running: webhooks to {settings.webhook_url} "
+        f"(the secret is in {secret_file}), "
+        f"homeserver {settings.homeserver}. Ctrl-C stops it."
+    )
+
+
+def _write_secret(settings: Settings) -> Path:
+    """The webhook secret for the operator's own tries, in a 0600 file: never on screen,
+    where terminal logs and screen shares keep it."""
+    path = settings.state_dir / "webhook-secret"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(f"{settings.secret}\n")
+    return path
 
 
 async def _walkthrough(settings: Settings, driver: RoomDriver) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import secrets
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -102,6 +103,15 @@ def sign_delivery(
         "X-Hub-Signature-256": f"sha256={signature}" if signature else "",
     }
     return SignedDelivery(body, headers)
+
+
+def send_test_delivery(repo: str, secret: str | None) -> tuple[SignedDelivery, str]:
+    """A signed push carrying a fresh nonce (in the message, so in every commit id too):
+    the receiver drops a repeated body as "same event and body", and each `send-test` run
+    must post a message the operator can find by its nonce."""
+    nonce = secrets.token_hex(4)
+    payload = sample_push(repo, message=f"forge-notifier send-test {nonce}")
+    return sign_delivery(payload, secret), nonce
 
 
 async def post_delivery(

@@ -30,13 +30,29 @@ def load_session(path: Path) -> StoredSession | None:
 
 
 def save_session(path: Path, session: StoredSession) -> None:
-    """Write atomically with mode 0600: the file holds a bearer token."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    """Write atomically and durably, mode 0600 whatever the umask: the file holds a bearer
+    token, and a crash mid-write must leave the old session or the new one, never half of
+    one (a lost session means a new device: encryption keys and idempotency start over).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(path.name + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        os.fchmod(fd, 0o600)  # a temporary file left by a crash keeps its old mode otherwise
         json.dump(asdict(session), handle)
+        handle.flush()
+        os.fsync(fd)
     os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(directory: Path) -> None:
+    """The rename is durable once the directory entry is on disk."""
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def forget_session(path: Path) -> None:

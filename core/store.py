@@ -4,9 +4,10 @@ One aiosqlite connection in WAL mode, autocommit off by hand: every write runs i
 explicit `BEGIN IMMEDIATE` transaction under an asyncio lock, because the receiver and
 the bot share the connection and their statements must not interleave inside one
 transaction. A delivery is committed before the receiver answers 2xx: on a connection of
-its own, so a webhook never waits behind the bot's reads (a second asyncio lock orders the
-write transactions of both connections), and deliveries arriving together share one
-INSERT (`GroupCommit`). A message is marked sent only after the homeserver accepted it.
+its own, with `synchronous=FULL` (the WAL is fsynced before the 2xx), so a webhook never
+waits behind the bot's reads (a second asyncio lock orders the write transactions of both
+connections), and deliveries arriving together share one INSERT and one fsync
+(`GroupCommit`). A message is marked sent only after the homeserver accepted it.
 While the daemon runs, WAL checkpoints happen on a third connection
 (`checkpoint_forever`), never inside a request's commit.
 """
@@ -17,6 +18,7 @@ import asyncio
 import contextlib
 import enum
 import logging
+import os
 import sqlite3
 import time
 import uuid
@@ -28,6 +30,7 @@ from pathlib import Path
 
 import aiosqlite
 
+from core import store_failures
 from core.diagnostics import (
     IntakeEntry,
     IntakeSummary,
@@ -70,16 +73,59 @@ class Unsubscribed:
 # requests must not grow the database without bound.
 INTAKE_LOG_MAX_ROWS = 10_000
 
-PRAGMAS = (
+WAL_SIZE_LIMIT = 16 * 1024 * 1024  # bytes the WAL file is cut back to after a checkpoint
+# The main connection (routing, sending, commands). A commit here is made durable by the
+# next fsync of the WAL, at the latest the intake's next commit or a checkpoint.
+MAIN_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
-    "PRAGMA synchronous=NORMAL",  # durable across a crash of the daemon; never OFF
+    "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
     "PRAGMA busy_timeout=5000",
+    f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}",
+)
+# The intake connection: a delivery is on disk (the WAL fsynced) before the receiver
+# answers 2xx, one fsync per group commit. A database locked by another process answers
+# 503 before the forge's own 5 s timeout gives up on the request: a request arriving while
+# a batch waits out the lock waits for that batch and then its own, so twice this.
+INTAKE_BUSY_S = 2.0
+INTAKE_PRAGMAS = (
+    "PRAGMA synchronous=FULL",
+    "PRAGMA foreign_keys=ON",
+    f"PRAGMA busy_timeout={int(INTAKE_BUSY_S * 1000)}",
+    f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}",
+)
+QUICK_CHECK_ROWS = 5  # problems reported at start: enough to tell corruption apart
+# Rows per retention transaction: at most ~20 ms of write lock each, even for deliveries
+# with 8 KB payloads (measured: 1,000 of those took ~40 ms to delete; see `prune`).
+PRUNE_BATCH = 500
+PRUNE_INTAKE_LOG = (
+    "DELETE FROM intake_log WHERE id IN (SELECT id FROM intake_log WHERE at < ? LIMIT ?)"
+)
+PRUNE_HANDLED_COMMANDS = (
+    "DELETE FROM handled_commands WHERE event_id IN (SELECT event_id FROM handled_commands"
+    " WHERE handled_at < ? LIMIT ?)"
+)
+PRUNE_OUTBOX = (
+    "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE status != 'pending'"
+    " AND created_at < ? LIMIT ?)"
+)
+PRUNE_DELIVERIES = (
+    "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE status != 'pending'"
+    " AND received_at < ? AND NOT EXISTS (SELECT 1 FROM held"
+    " WHERE held.delivery_row = deliveries.id) LIMIT ?)"
+)
+DROP_PAYLOADS = (
+    "UPDATE deliveries SET payload = '' WHERE id IN (SELECT id FROM deliveries d"
+    " WHERE d.id > ? AND d.status != 'pending' AND d.payload != ''"
+    " AND NOT EXISTS (SELECT 1 FROM held h WHERE h.delivery_row = d.id)"
+    " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.delivery_row = d.id"
+    " AND o.status = 'pending') ORDER BY d.id LIMIT ?) RETURNING id"
 )
 # Deliveries per INSERT: 9 parameters each stays under SQLite's oldest limit of 999.
 DELIVERY_BATCH = 110
 # How often `checkpoint_forever` copies the WAL back into the database file.
 CHECKPOINT_EVERY_S = 1.0
+CHECKPOINT_LOG_EVERY = 600  # a failing checkpoint is logged at its 1st, 601st… round
 SQLITE_AUTOCHECKPOINT_PAGES = 1000  # SQLite's default, restored when checkpointing stops
 _DELIVERY_COLUMNS = (
     "delivery_id, event, body_sha256, repo, payload, received_at, status, note, private"
@@ -115,17 +161,64 @@ class Store:
         )
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        """Open (creating and migrating as needed) before the daemon listens.
+
+        Raises StoreUnusable, one line for the operator, when the file is corrupt, read-only,
+        from a newer version or cannot be opened. On every error path the connections opened
+        so far are closed: aiosqlite's worker thread is not a daemon thread, and one left
+        behind keeps the interpreter from exiting (it hung for good, deaf to SIGTERM).
+        """
+        try:
+            await self._open()
+        except BaseException as exc:
+            await self._close_quietly()
+            if isinstance(exc, sqlite3.Error | OSError):
+                raise store_failures.describe(self.path, exc) from None
+            raise
+
+    async def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        _create_private(self.path)
         self._deliveries = self._delivery_writer()
         self._intake_batch = IntakeBatcher(self.log_intake, self._intake_flush_s)
         self._db = await aiosqlite.connect(self.path, isolation_level=None)
         self._db.row_factory = aiosqlite.Row
-        for pragma in PRAGMAS:
+        version = await self._schema_version()  # the first read: "not a database" shows here
+        if version > len(MIGRATIONS):
+            raise store_failures.newer_schema(self.path, version, len(MIGRATIONS))
+        for pragma in MAIN_PRAGMAS:
             await self._db.execute(pragma)
+        await self._check_integrity()
+        await self._check_writable(version)
         await self._migrate()
         self._intake_db = await aiosqlite.connect(self.path, isolation_level=None)
-        for pragma in PRAGMAS:
+        for pragma in INTAKE_PRAGMAS:
             await self._intake_db.execute(pragma)
+        for suffix in ("-wal", "-shm"):  # SQLite gives them the database's mode; be sure
+            _make_private(self.path.with_name(self.path.name + suffix))
+
+    async def _schema_version(self) -> int:
+        async with self._conn.execute("PRAGMA user_version") as cursor:
+            row = await cursor.fetchone()
+        return int(row[0]) if row else 0
+
+    async def _check_integrity(self) -> None:
+        """`quick_check`: the b-trees' structure and the pages' format, in one pass over the
+        file, without the index-against-table comparison that makes `integrity_check` slow."""
+        rows = await self._conn.execute_fetchall(f"PRAGMA quick_check({QUICK_CHECK_ROWS})")
+        problems = [str(row[0]) for row in rows]
+        if problems != ["ok"]:
+            raise store_failures.corrupt(self.path, "quick_check: " + "; ".join(problems))
+
+    async def _check_writable(self, version: int) -> None:
+        """A read-only file opens and reads fine; only a write tells. This one changes nothing
+        and is rolled back, so a read-only database is refused at start, not at the first
+        webhook (which would get 503 for ever)."""
+        await self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            await self._conn.execute(f"PRAGMA user_version={version}")
+        finally:
+            await self._conn.execute("ROLLBACK")
 
     async def open_read_only(self) -> None:
         """Open for operator tools beside a running daemon: nothing created, migrated or written.
@@ -138,6 +231,13 @@ class Store:
         """
         if not self.path.is_file():
             raise FileNotFoundError(f"no database at {self.path}")
+        try:
+            await self._open_read_only()
+        except BaseException:
+            await self._close_quietly()  # as in `open`: no worker thread left behind
+            raise
+
+    async def _open_read_only(self) -> None:
         wal = [self.path.with_name(self.path.name + suffix) for suffix in ("-wal", "-shm")]
         mode = "mode=ro" if any(file.exists() for file in wal) else "immutable=1"
         uri = f"{self.path.resolve().as_uri()}?{mode}"
@@ -145,27 +245,41 @@ class Store:
         self._db.row_factory = aiosqlite.Row
         await self._db.execute("PRAGMA busy_timeout=5000")
         await self._db.execute("PRAGMA query_only=ON")
-        async with self._db.execute("PRAGMA user_version") as cursor:
-            row = await cursor.fetchone()
-        version = row[0] if row else 0
+        version = await self._schema_version()
         if version < len(MIGRATIONS):
-            await self.close()
             raise RuntimeError(
                 f"database schema {version} is older than this program's {len(MIGRATIONS)};"
                 " restart the daemon once to migrate it"
             )
 
     async def close(self) -> None:
-        """Deliveries already submitted are committed first; later ones are refused."""
-        await self._deliveries.close()
-        if self._db is not None:
-            await self._intake_batch.close()  # refusals counted in memory, written now
-        if self._intake_db is not None:
-            await self._intake_db.close()
-            self._intake_db = None
-        if self._db is not None:
-            await self._db.close()
-            self._db = None
+        """Deliveries already submitted are committed first; later ones are refused.
+
+        Both connections are closed even when closing one fails (the disk, at the last
+        checkpoint): each leaves a worker thread behind that would keep the process alive.
+        """
+        intake, main = self._intake_db, self._db
+        try:
+            await self._deliveries.close()
+            if main is not None:
+                await self._intake_batch.close()  # refusals counted in memory, written now
+        finally:
+            self._intake_db = self._db = None
+            try:
+                if intake is not None:
+                    await intake.close()
+            finally:
+                if main is not None:
+                    await main.close()
+
+    async def _close_quietly(self) -> None:
+        """On an error path: close whatever is open; the first error is the one to report."""
+        for name in ("_intake_db", "_db"):
+            connection = getattr(self, name)
+            setattr(self, name, None)
+            if connection is not None:
+                with contextlib.suppress(sqlite3.Error, ValueError):
+                    await connection.close()
 
     @property
     def _conn(self) -> aiosqlite.Connection:
@@ -261,7 +375,7 @@ class Store:
         params = [value for delivery in batch for value in delivery.row()]
         # Not the main connection's lock: one autocommitted statement on the intake
         # connection, which only GroupCommit's single writer task uses.
-        async with self._write_lock:
+        async with self._write_turn(INTAKE_BUSY_S):
             inserted = await self._intake_db.execute_fetchall(
                 f"INSERT OR IGNORE INTO deliveries ({_DELIVERY_COLUMNS}) VALUES {rows}"
                 " RETURNING delivery_id",
@@ -269,6 +383,21 @@ class Store:
             )
         new = {row[0] for row in inserted}
         return [delivery.delivery_id in new for delivery in batch]
+
+    @asynccontextmanager
+    async def _write_turn(self, wait_s: float) -> AsyncIterator[None]:
+        """The write lock, or "busy" after `wait_s`: like SQLite's busy_timeout for the
+        process's own writers, so the intake answers 503 rather than outwait the forge."""
+        try:
+            async with asyncio.timeout(wait_s):
+                await self._write_lock.acquire()
+        except TimeoutError:
+            busy = f"database is busy: no write turn in {wait_s} s"
+            raise sqlite3.OperationalError(busy) from None
+        try:
+            yield
+        finally:
+            self._write_lock.release()
 
     async def pending_deliveries(self, limit: int = 100) -> list[Delivery]:
         rows = await self._fetchall(
@@ -587,21 +716,41 @@ class Store:
         With SQLite's automatic checkpoint, the commit that crosses 1,000 WAL pages does
         the copy and its fsync, so some request waits for it. A PASSIVE checkpoint here
         runs on another thread, takes no write lock and never waits for the daemon's
-        writes; the automatic one is back on when this stops.
+        writes; the automatic one is back on when this stops. When a round finds nothing
+        new (idle), a TRUNCATE checkpoint empties the WAL file: it stays small after a burst.
         """
         await self._set_autocheckpoint(0)
         checkpointer = await aiosqlite.connect(self.path, isolation_level=None)
         try:
-            await checkpointer.execute("PRAGMA busy_timeout=5000")
+            await checkpointer.execute("PRAGMA busy_timeout=200")  # bounds TRUNCATE's wait
+            await checkpointer.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+            frames_before, failures = -1, 0
             while True:
                 await asyncio.sleep(every_s)
                 try:
-                    await checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+                    frames_before = await self._checkpoint_round(checkpointer, frames_before)
+                    failures = 0
                 except sqlite3.Error as exc:  # busy, or the disk: the next round tries again
-                    log.warning("WAL checkpoint failed: %s", exc)
+                    failures += 1
+                    if failures % CHECKPOINT_LOG_EVERY == 1:  # not a line a second for ever
+                        log.warning("WAL checkpoint failed (%d in a row): %s", failures, exc)
         finally:
             await checkpointer.close()
             await self._set_autocheckpoint(SQLITE_AUTOCHECKPOINT_PAGES)
+
+    async def _checkpoint_round(self, checkpointer: aiosqlite.Connection, before: int) -> int:
+        """One PASSIVE checkpoint; a TRUNCATE one when the WAL, all copied, did not grow since
+        the last round. Returns the WAL's frame count for the next round to compare."""
+        ((_, frames, copied),) = await checkpointer.execute_fetchall(
+            "PRAGMA wal_checkpoint(PASSIVE)"
+        )
+        if frames <= 0 or frames != copied or frames != before:
+            return int(frames)
+        # Under the write lock: the store's own writers wait their turn rather than
+        # SQLite's busy handler; everything is copied already, so this is only the truncate.
+        async with self._write_lock:
+            await checkpointer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return 0
 
     async def _set_autocheckpoint(self, pages: int) -> None:
         """On both writing connections (the setting is per connection)."""
@@ -611,24 +760,48 @@ class Store:
             async with self._lock:
                 await self._conn.execute(f"PRAGMA wal_autocheckpoint={pages}")
 
-    async def prune(self, older_than: float) -> tuple[int, int]:
-        """Forget finished messages, deliveries (with their dedup keys) and intake-log
-        entries before a time.
+    async def prune(self, older_than: float, batch: int = PRUNE_BATCH) -> tuple[int, int]:
+        """Forget finished messages, deliveries (with their dedup keys), intake-log entries
+        and handled command ids before a time, and drop the payloads of finished deliveries.
 
         Pending deliveries and those still held for a coalesced message are kept whatever
-        their age. Returns (messages, deliveries) removed.
+        their age. In transactions of at most `batch` rows, letting go of the write lock
+        between them: a webhook waits for one batch (milliseconds), never for the whole
+        prune (50,000 rows at once held the lock for 8 s, past the forge's 5 s timeout).
+        Returns (messages, deliveries) removed.
         """
-        async with self._transaction() as conn:
-            await conn.execute("DELETE FROM intake_log WHERE at < ?", (older_than,))
-            messages = await conn.execute(
-                "DELETE FROM outbox WHERE status != 'pending' AND created_at < ?", (older_than,)
-            )
-            deliveries = await conn.execute(
-                "DELETE FROM deliveries WHERE status != 'pending' AND received_at < ?"
-                " AND NOT EXISTS (SELECT 1 FROM held WHERE held.delivery_row = deliveries.id)",
-                (older_than,),
-            )
-            return messages.rowcount, deliveries.rowcount
+        await self._in_batches(PRUNE_INTAKE_LOG, older_than, batch)
+        await self._in_batches(PRUNE_HANDLED_COMMANDS, older_than, batch)
+        messages = await self._in_batches(PRUNE_OUTBOX, older_than, batch)
+        deliveries = await self._in_batches(PRUNE_DELIVERIES, older_than, batch)
+        await self._drop_payloads(batch)
+        return messages, deliveries
+
+    async def _in_batches(self, sql: str, older_than: float, batch: int) -> int:
+        """Run a `... LIMIT ?` delete until it deletes less than a batch; rows deleted."""
+        total = 0
+        while True:
+            async with self._transaction() as conn:
+                cursor = await conn.execute(sql, (older_than, batch))
+            total += cursor.rowcount
+            if cursor.rowcount < batch:
+                return total
+            await asyncio.sleep(0)  # the write lock is free: whoever waits for it goes first
+
+    async def _drop_payloads(self, batch: int) -> int:
+        """Finished deliveries keep id, hash and result (dedup and `events` need nothing
+        more); their payload, most of the file, goes. Never a pending delivery's, one held
+        for a coalesced message or one with a message still to send (it may be re-rendered).
+        Walks the table by id, so each row is read once per prune."""
+        after, total = 0, 0
+        while True:
+            async with self._transaction() as conn:
+                rows = list(await conn.execute_fetchall(DROP_PAYLOADS, (after, batch)))
+            if not rows:
+                return total
+            total += len(rows)
+            after = max(row[0] for row in rows)
+            await asyncio.sleep(0)
 
     # --- health ------------------------------------------------------------------------
 
@@ -857,6 +1030,24 @@ def _subscription(row: aiosqlite.Row) -> Subscription:
 def _txn_id() -> str:
     """A fresh transaction id per message, stored with it so a resend after a crash reuses it."""
     return f"fn-{uuid.uuid4().hex}"
+
+
+def _create_private(path: Path) -> None:
+    """Create the database file 0600 whatever the umask (it holds every payload), and take
+    group and other access from an existing one. SQLite gives -wal and -shm its mode."""
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+    _make_private(path)
+
+
+def _make_private(path: Path) -> None:
+    try:
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
+    except FileNotFoundError:
+        pass
+    except PermissionError:  # not ours, or immutable: SQLite's own checks come next
+        log.warning("%s is readable by other users and cannot be made private", path)
 
 
 def _statements(script: str) -> list[str]:
