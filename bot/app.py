@@ -173,7 +173,7 @@ def _register_callbacks(
         )
 
     permissions = PermissionChecker(settings.command_power_level, settings.admins, fetch_create)
-    handled = HandledCommands(store, settings.retention_days * 86400)
+    handled = HandledCommands(store)
     router = CommandRouter(
         settings.user_id, permissions, context, reply, sync.answers, handled.claim
     )

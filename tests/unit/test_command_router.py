@@ -56,7 +56,7 @@ def router_on(
     def context(room_id: str, sender: str) -> CommandContext:
         return CommandContext(room_id, sender, store, WEBHOOK_URL, health_text)
 
-    handled = HandledCommands(store, 7 * 86400)
+    handled = HandledCommands(store)
     limit = CommandRateLimit(clock=clock or Clock())
     permissions = PermissionChecker(50, [ADMIN], no_create_event)
     return CommandRouter(
@@ -190,20 +190,10 @@ async def test_every_reply_is_capped(store: Store, room: MatrixRoom) -> None:
     assert len(text.encode()) <= MAX_REPLY_BYTES
 
 
-async def test_handled_ids_are_pruned_past_retention_in_small_batches(store: Store) -> None:
+async def test_handled_ids_are_forgotten_by_the_retention_prune(store: Store) -> None:
     for n in range(25):
         assert await store.claim_command(f"$old{n}", ROOM, 100.0)
     assert await store.claim_command("$recent", ROOM, 10_000.0)
-    assert await store.prune_handled_commands(older_than=5_000.0, batch=10) == 25
+    await store.prune(older_than=5_000.0, batch=10)
     assert not await store.claim_command("$recent", ROOM, 10_001.0)  # kept: still handled
     assert await store.claim_command("$old0", ROOM, 10_001.0)  # forgotten
-
-
-async def test_a_claim_prunes_what_is_past_retention(store: Store) -> None:
-    clock = Clock()
-    clock.now = 1_000_000.0
-    await store.claim_command("$ancient", ROOM, 0.0)
-    handled = HandledCommands(store, retention_s=86400, clock=clock)
-    assert await handled.claim("$new", ROOM)
-    assert await store.claim_command("$ancient", ROOM, 1.0)  # pruned by that first claim
-    assert not await handled.claim("$new", ROOM)

@@ -47,6 +47,8 @@ async def test_the_intake_commits_with_synchronous_full_and_a_short_busy_timeout
     assert 2 * INTAKE_BUSY_S < 5  # its batch's wait and its own, before the forge gives up
     for connection in (intake, store._db):
         assert await _pragma(connection, "journal_size_limit") == WAL_SIZE_LIMIT
+    # Routing decisions too: one lost to a power cut would be routed again, posted twice.
+    assert await _pragma(store._db, "synchronous") == 2
 
 
 async def test_a_database_locked_by_another_process_answers_503(
